@@ -1,0 +1,67 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { DomainError, FieldIssue } from '../../domain/shared/result.ts';
+
+/**
+ * The one table from Loom error codes to HTTP statuses (STYLE.md: no HTTP status below adapters/).
+ * Every code is documented in docs/errors.md. A code missing here is a 500 — add it.
+ */
+const STATUS: Record<string, number> = {
+  LOOM_VALIDATION_FAILED: 400,
+  LOOM_HTTP_MALFORMED_BODY: 400,
+  LOOM_HTTP_UNSUPPORTED_MEDIA_TYPE: 415,
+  LOOM_HTTP_BODY_TOO_LARGE: 413,
+  LOOM_HTTP_NOT_FOUND: 404,
+  LOOM_HTTP_RATE_LIMITED: 429,
+  LOOM_AUTH_UNAUTHENTICATED: 401,
+  LOOM_AUTH_INVALID_CREDENTIALS: 401,
+  LOOM_AUTH_LOCKED: 423,
+  LOOM_AUTH_FORBIDDEN: 403,
+  LOOM_AUTH_PASSWORD_CHANGE_REQUIRED: 403,
+  LOOM_SIGNATURE_INVALID: 401,
+  LOOM_SIGNATURE_REQUIRES_PERSON: 403,
+  LOOM_USER_EXISTS: 409,
+  LOOM_USER_NOT_FOUND: 404,
+  LOOM_USER_SELF_LOCKOUT: 409,
+  LOOM_TOKEN_NOT_FOUND: 404,
+  LOOM_PLANT_INVALID: 422,
+  LOOM_PLANT_NOT_FOUND: 404,
+  LOOM_PLANT_EXISTS: 409,
+  LOOM_PLANT_IN_USE: 409,
+  LOOM_INTERNAL: 500,
+};
+
+export function statusOf(code: string): number {
+  return STATUS[code] ?? 500;
+}
+
+/** RFC 9457 problem details. `issues` names every bad field with its path. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  instance?: string;
+  requestId?: string;
+  issues?: readonly FieldIssue[];
+  [extra: string]: unknown;
+}
+
+export function problemOf(error: DomainError, req?: FastifyRequest): Problem {
+  const status = statusOf(error.code);
+  return {
+    type: `https://loom-mes.org/errors#${error.code}`,
+    title: error.code,
+    status,
+    detail: error.message,
+    code: error.code,
+    ...(req ? { instance: req.url, requestId: req.id } : {}),
+    ...(error.issues ? { issues: error.issues } : {}),
+    ...(error.details ?? {}),
+  };
+}
+
+export function sendProblem(reply: FastifyReply, error: DomainError): FastifyReply {
+  const p = problemOf(error, reply.request);
+  return reply.code(p.status).type('application/problem+json').send(p);
+}

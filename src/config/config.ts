@@ -1,0 +1,201 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/**
+ * Loom's one configuration schema. Sources, lowest precedence first: defaults, the optional config
+ * file (`LOOM_CONFIG` or `--config`, YAML or JSON, keys as below in camelCase), `LOOM_*` environment
+ * variables. `loadConfig` returns a frozen object or a list of every bad key; nothing below
+ * `main/` reads `process.env`.
+ */
+const port = z.coerce
+  .number({ error: 'must be a whole number from 1 to 65535' })
+  .int('must be a whole number from 1 to 65535')
+  .min(1, 'must be a whole number from 1 to 65535')
+  .max(65535, 'must be a whole number from 1 to 65535');
+
+const postgresUrl = z
+  .string()
+  .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// or postgresql:// URL');
+
+const mqttUrl = z
+  .string()
+  .refine((v) => /^(mqtts?|wss?|tcp|ssl):\/\//.test(v), 'must be an mqtt://, mqtts://, ws:// or wss:// URL');
+
+export const configSchema = z
+  .object({
+    /** Interface the HTTP server binds to. */
+    host: z.string().min(1).default('127.0.0.1'),
+    /** HTTP port. */
+    port: port.default(8080),
+    /** Folder for the embedded PostgreSQL cluster and other local state. */
+    dataDir: z.string().min(1).default('./loom-data'),
+    /** A PostgreSQL server to use instead of the embedded one. */
+    databaseUrl: postgresUrl.optional(),
+    /** Size of the PostgreSQL connection pool. */
+    databasePoolSize: z.coerce.number().int().min(1).max(200).default(10),
+    /** An external MQTT broker to use instead of the embedded one. */
+    mqttUrl: mqttUrl.optional(),
+    /** Port of the embedded MQTT broker (used when `mqttUrl` is not set). */
+    mqttPort: port.default(1883),
+    /** Password given to the first `admin` user on first start (automated installs). */
+    adminPassword: z.string().min(12, 'must be at least 12 characters').optional(),
+    /** pino log level. */
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Idle lifetime of a browser session, in minutes. */
+    sessionIdleMinutes: z.coerce.number().int().min(1).max(24 * 60).default(30),
+    /** Absolute lifetime of a browser session, in hours. */
+    sessionMaxHours: z.coerce.number().int().min(1).max(24 * 7).default(12),
+    /** Largest accepted HTTP body, in bytes. */
+    bodyLimitBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    /** Set the `Secure` attribute on session cookies (enable behind TLS). */
+    cookieSecure: z
+      .union([z.boolean(), z.enum(['true', 'false'])])
+      .transform((v) => v === true || v === 'true')
+      .default(false),
+  })
+  .strict();
+
+export type LoomConfig = Readonly<z.infer<typeof configSchema>>;
+
+/** Environment variable for each key, used for both reading and error messages. */
+export const ENV_KEYS: Record<keyof z.infer<typeof configSchema>, string> = {
+  host: 'LOOM_HOST',
+  port: 'LOOM_PORT',
+  dataDir: 'LOOM_DATA_DIR',
+  databaseUrl: 'LOOM_DATABASE_URL',
+  databasePoolSize: 'LOOM_DATABASE_POOL_SIZE',
+  mqttUrl: 'LOOM_MQTT_URL',
+  mqttPort: 'LOOM_MQTT_PORT',
+  adminPassword: 'LOOM_ADMIN_PASSWORD',
+  logLevel: 'LOOM_LOG_LEVEL',
+  sessionIdleMinutes: 'LOOM_SESSION_IDLE_MINUTES',
+  sessionMaxHours: 'LOOM_SESSION_MAX_HOURS',
+  bodyLimitBytes: 'LOOM_BODY_LIMIT_BYTES',
+  cookieSecure: 'LOOM_COOKIE_SECURE',
+};
+
+const SECRET_KEYS = new Set<string>(['adminPassword', 'databaseUrl', 'mqttUrl']);
+
+export interface ConfigProblem {
+  /** The key as the user wrote it: `LOOM_PORT` or `config.yaml: port`. */
+  readonly key: string;
+  readonly value: unknown;
+  readonly allowed: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly ConfigProblem[]) {
+    super(
+      `Invalid configuration:\n` +
+        problems
+          .map((p) => `  ${p.key}=${JSON.stringify(maskValue(p.key, p.value))}: ${p.allowed}`)
+          .join('\n'),
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+function maskValue(key: string, value: unknown): unknown {
+  return /PASSWORD|adminPassword/.test(key) && value !== undefined ? '***' : value;
+}
+
+export interface ConfigSources {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Path of the optional config file (YAML or JSON). */
+  readonly file?: string;
+  /** Values that win over everything else (CLI flags). */
+  readonly overrides?: Readonly<Record<string, unknown>>;
+}
+
+export function loadConfig(sources: ConfigSources): LoomConfig {
+  const problems: ConfigProblem[] = [];
+  const origin = new Map<string, string>();
+  const raw: Record<string, unknown> = {};
+
+  const file = sources.file ?? sources.env.LOOM_CONFIG;
+  if (file) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(readFileSync(path.resolve(file), 'utf8'));
+    } catch (e) {
+      throw new ConfigError([
+        { key: 'LOOM_CONFIG', value: file, allowed: `a readable YAML or JSON file (${(e as Error).message})` },
+      ]);
+    }
+    if (doc !== null && doc !== undefined) {
+      if (typeof doc !== 'object' || Array.isArray(doc)) {
+        throw new ConfigError([{ key: file, value: typeof doc, allowed: 'a mapping of config keys' }]);
+      }
+      for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+        raw[k] = v;
+        origin.set(k, `${file}: ${k}`);
+      }
+    }
+  }
+  for (const [key, envName] of Object.entries(ENV_KEYS)) {
+    const v = sources.env[envName];
+    if (v !== undefined && v !== '') {
+      raw[key] = v;
+      origin.set(key, envName);
+    }
+  }
+  for (const name of Object.keys(sources.env)) {
+    if (name.startsWith('LOOM_') && name !== 'LOOM_CONFIG' && !Object.values(ENV_KEYS).includes(name)) {
+      if (name.startsWith('LOOM_TEST_')) continue;
+      problems.push({
+        key: name,
+        value: sources.env[name],
+        allowed: `unknown setting; known: ${Object.values(ENV_KEYS).join(', ')}`,
+      });
+    }
+  }
+  for (const [k, v] of Object.entries(sources.overrides ?? {})) {
+    if (v === undefined) continue;
+    raw[k] = v;
+    origin.set(k, `--${k}`);
+  }
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const k = String(issue.path[0] ?? '');
+      if (issue.code === 'unrecognized_keys') {
+        for (const u of issue.keys) {
+          problems.push({
+            key: origin.get(u) ?? u,
+            value: raw[u],
+            allowed: `unknown setting; known: ${Object.keys(ENV_KEYS).join(', ')}`,
+          });
+        }
+        continue;
+      }
+      problems.push({ key: origin.get(k) ?? ENV_KEYS[k as keyof typeof ENV_KEYS] ?? k, value: raw[k], allowed: issue.message });
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  return Object.freeze({ ...parsed.data, dataDir: path.resolve(parsed.data.dataDir) });
+}
+
+/** The effective configuration for `loom config`: secrets masked, credentials in URLs hidden. */
+export function describeConfig(config: LoomConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) {
+    if (v === undefined) continue;
+    if (k === 'adminPassword') out[k] = '***';
+    else if (SECRET_KEYS.has(k) && typeof v === 'string') out[k] = maskUrl(v);
+    else out[k] = v;
+  }
+  return out;
+}
+
+export function maskUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '***';
+  }
+}

@@ -1,0 +1,170 @@
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { AuthService } from '../app/auth/auth-service.ts';
+import { newInitialPassword } from '../app/auth/tokens.ts';
+import { ConfigError, describeConfig, loadConfig, type LoomConfig } from '../config/config.ts';
+import { DataDirLockedError } from '../adapters/db/embedded-postgres-server.ts';
+import { ROLES, isRole, type Role } from '../domain/auth/roles.ts';
+import { systemClock } from '../domain/shared/clock.ts';
+import { argon2PasswordHasher } from '../adapters/crypto/argon2-password-hasher.ts';
+import { postgresAuditTrail } from '../adapters/db/postgres-audit-trail.ts';
+import { postgresUnitOfWork } from '../adapters/db/postgres-unit-of-work.ts';
+import { postgresUserStore } from '../adapters/db/postgres-user-store.ts';
+import { migrate } from '../adapters/db/migrate.ts';
+import { createLogger } from './logger.ts';
+import { openDatabase } from './open-database.ts';
+import { startServer } from './server.ts';
+
+const out = (s: string): void => {
+  process.stdout.write(`${s}\n`);
+};
+
+/** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 audit chain broken. */
+function config(opts: { config?: string }, overrides: Record<string, unknown> = {}): LoomConfig {
+  return loadConfig({ env: process.env, ...(opts.config ? { file: opts.config } : {}), overrides });
+}
+
+function fatal(e: unknown): never {
+  if (e instanceof ConfigError) {
+    process.stderr.write(`${e.message}\n`);
+    process.exit(2);
+  }
+  if (e instanceof DataDirLockedError) {
+    process.stderr.write(`loom: ${e.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`loom: ${(e as Error).message ?? String(e)}\n`);
+  process.exit(1);
+}
+
+async function withStore<T>(opts: { config?: string }, fn: (s: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>): Promise<T> {
+  const cfg = config(opts);
+  const logger = createLogger(process.env.LOOM_LOG_LEVEL ?? 'warn', process.stderr as never);
+  const store = await openDatabase(cfg, logger, { shareRunning: true });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function authFor(store: Awaited<ReturnType<typeof openDatabase>>): AuthService {
+  return new AuthService({
+    uow: postgresUnitOfWork(store.db),
+    users: postgresUserStore(store.db),
+    audit: postgresAuditTrail(store.db),
+    hasher: argon2PasswordHasher(),
+    clock: systemClock,
+    sessionIdleMinutes: 30,
+    sessionMaxHours: 12,
+  });
+}
+
+const program = new Command('loom')
+  .description('Loom MES — orders in, shop floor out, every unit traceable.')
+  .option('-c, --config <file>', 'config file (YAML or JSON); env LOOM_CONFIG')
+  .showHelpAfterError();
+
+program
+  .command('start')
+  .description('start the Loom server (embedded PostgreSQL unless LOOM_DATABASE_URL is set)')
+  .option('--no-sim', 'do not start the simulated plant')
+  .addOption(new Option('--port <port>', 'HTTP port (LOOM_PORT)'))
+  .action(async (o: { port?: string }) => {
+    const cfg = config(program.opts(), { port: o.port });
+    const logger = createLogger(cfg.logLevel);
+    const server = await startServer(cfg, logger, out);
+    out(`Loom is serving on ${server.url}  (API docs: ${server.url}/api/docs)`);
+    let signals = 0;
+    const shutdown = (signal: string) => {
+      if (++signals > 1) process.exit(1);
+      logger.info({ signal }, 'shutting down');
+      server.stop().then(
+        () => process.exit(0),
+        (e: unknown) => {
+          logger.error({ err: e }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+  });
+
+program
+  .command('migrate')
+  .description('apply pending database migrations and exit')
+  .action(() =>
+    withStore(program.opts(), async (s) => {
+      const applied = await migrate(s.db);
+      out(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+    }),
+  );
+
+program
+  .command('config')
+  .description('print the effective configuration (secrets masked)')
+  .action(() => out(JSON.stringify(describeConfig(config(program.opts())), null, 2)));
+
+const user = program.command('user').description('manage users');
+user
+  .command('add <username>')
+  .description('create a user; the password is read from stdin with --password-stdin, or generated and printed once')
+  .requiredOption('-r, --role <role...>', `roles: ${ROLES.join(', ')}`)
+  .option('-n, --name <displayName>', 'display name')
+  .option('--password-stdin', 'read the password from standard input')
+  .action((username: string, o: { role: string[]; name?: string; passwordStdin?: boolean }) =>
+    withStore(program.opts(), async (s) => {
+      const bad = o.role.filter((r) => !isRole(r));
+      if (bad.length) {
+        process.stderr.write(`--role ${bad.join(', ')}: not a role; allowed: ${ROLES.join(', ')}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const password = o.passwordStdin ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : newInitialPassword();
+      const r = await authFor(s).createUser(
+        { userId: null, username: 'cli', roles: ['admin'] },
+        {
+          username,
+          displayName: o.name ?? username,
+          password,
+          roles: o.role as Role[],
+          mustChangePassword: !o.passwordStdin,
+        },
+        null,
+      );
+      if (!r.ok) {
+        process.stderr.write(`${r.error.message}${r.error.issues ? ` ${r.error.issues.map((i) => `${i.path} ${i.message}`).join('; ')}` : ''}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      out(`created user '${r.value.username}' (id ${r.value.id}, roles ${r.value.roles.join(', ')})`);
+      if (!o.passwordStdin) out(`one-time password (must be changed at first login): ${password}`);
+    }),
+  );
+
+program
+  .command('audit')
+  .description('audit trail tools')
+  .command('verify')
+  .description('verify the audit hash chain; names the first broken entry')
+  .action(() =>
+    withStore(program.opts(), async (s) => {
+      const v = await postgresAuditTrail(s.db).verify();
+      if (v.ok) {
+        out(`audit trail intact: ${v.entries} entries, head ${v.lastHash ?? '(empty)'}`);
+      } else {
+        out(`AUDIT TRAIL BROKEN at entry ${v.brokenAt} (${v.reason}): ${v.message}`);
+        out(`${v.entries} entries before it verified.`);
+        process.exitCode = 3;
+      }
+    }),
+  );
+
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    fatal(e);
+  }
+}

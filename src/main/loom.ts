@@ -1,0 +1,70 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { argon2PasswordHasher } from '../adapters/crypto/argon2-password-hasher.ts';
+import { postgresAuditTrail } from '../adapters/db/postgres-audit-trail.ts';
+import type { Database } from '../adapters/db/postgres-pool.ts';
+import { postgresUnitOfWork } from '../adapters/db/postgres-unit-of-work.ts';
+import { postgresUserStore } from '../adapters/db/postgres-user-store.ts';
+import { buildHttpServer } from '../adapters/http/http-server.ts';
+import { AuthService } from '../app/auth/auth-service.ts';
+import type { AuditTrail, PasswordHasher, UnitOfWork } from '../app/ports.ts';
+import type { LoomConfig } from '../config/config.ts';
+import { systemClock, type Clock } from '../domain/shared/clock.ts';
+import { plantFeature } from './plant-feature.ts';
+
+export interface Loom {
+  readonly app: FastifyInstance;
+  readonly auth: AuthService;
+  readonly audit: AuditTrail;
+  readonly uow: UnitOfWork;
+  readonly db: Database;
+}
+
+/**
+ * The composition root: the only place that constructs adapters and wires them to use cases.
+ * Used by `loom start`, the CLI and the integration tests alike (tests inject; the server listens).
+ */
+export async function composeLoom(deps: {
+  config: LoomConfig;
+  db: Database;
+  logger: Logger;
+  clock?: Clock;
+  hasher?: PasswordHasher;
+  readinessExtra?: () => Promise<Record<string, { ok: boolean; detail?: string }>>;
+}): Promise<Loom> {
+  const clock = deps.clock ?? systemClock;
+  const uow = postgresUnitOfWork(deps.db);
+  const audit = postgresAuditTrail(deps.db);
+  const users = postgresUserStore(deps.db);
+  const hasher = deps.hasher ?? argon2PasswordHasher();
+  const auth = new AuthService({
+    uow,
+    users,
+    audit,
+    hasher,
+    clock,
+    sessionIdleMinutes: deps.config.sessionIdleMinutes,
+    sessionMaxHours: deps.config.sessionMaxHours,
+  });
+
+  const app = await buildHttpServer({
+    logger: deps.logger,
+    auth,
+    audit,
+    bodyLimitBytes: deps.config.bodyLimitBytes,
+    cookieSecure: deps.config.cookieSecure,
+    features: [plantFeature({ db: deps.db, uow, audit, clock })],
+    readiness: async () => {
+      const checks: Record<string, { ok: boolean; detail?: string }> = {};
+      try {
+        await deps.db.query('SELECT 1');
+        checks.database = { ok: true };
+      } catch (e) {
+        checks.database = { ok: false, detail: (e as Error).message };
+      }
+      Object.assign(checks, (await deps.readinessExtra?.()) ?? {});
+      return { ready: Object.values(checks).every((c) => c.ok), checks };
+    },
+  });
+  return { app, auth, audit, uow, db: deps.db };
+}

@@ -1,0 +1,56 @@
+import type { Logger } from 'pino';
+import type { LoomConfig } from '../config/config.ts';
+import { composeLoom, type Loom } from './loom.ts';
+import { openDatabase } from './open-database.ts';
+
+export interface RunningServer {
+  readonly loom: Loom;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** `loom start`: store, migrations, first admin, HTTP. Prints a generated admin password once, never to the log. */
+export async function startServer(
+  config: LoomConfig,
+  logger: Logger,
+  print: (line: string) => void,
+): Promise<RunningServer> {
+  const started = performance.now();
+  const store = await openDatabase(config, logger);
+  logger.info(`using ${store.describe}`);
+  let loom: Loom;
+  try {
+    loom = await composeLoom({ config, db: store.db, logger });
+    const admin = await loom.auth.bootstrapAdmin(config.adminPassword);
+    if (admin.generatedPassword) {
+      print(
+        `\n  First start: created user 'admin' with the one-time password\n\n      ${admin.generatedPassword}\n\n` +
+          `  It is shown only now and must be changed at first login.\n`,
+      );
+    } else if (admin.created) {
+      logger.info("first start: created user 'admin' with the password from LOOM_ADMIN_PASSWORD");
+    }
+    await loom.app.listen({ host: config.host, port: config.port });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const address = loom.app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  logger.info({ url, startupMs: Math.round(performance.now() - started) }, 'Loom is ready');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    loom,
+    url,
+    stop() {
+      stopping ??= (async () => {
+        await loom.app.close();
+        await store.close();
+      })();
+      return stopping;
+    },
+  };
+}
