@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { chown, mkdir, open, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,6 +129,24 @@ async function acquireLock(dataDir: string): Promise<() => Promise<void>> {
   throw new Error(`Could not take the lock ${lockPath}; another process keeps creating it.`);
 }
 
+/**
+ * As root, PostgreSQL runs as `postgres`, which must be able to enter every folder above its data.
+ * Our own data folder is opened to traversal (not listing); any other blocking folder is reported.
+ */
+async function ensureTraversable(dataDir: string, uid: number): Promise<void> {
+  await chmod(dataDir, ((await stat(dataDir)).mode & 0o777) | 0o711);
+  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
+    const st = await stat(dir);
+    if (st.uid !== uid && (st.mode & 0o001) === 0) {
+      throw new Error(
+        `The embedded PostgreSQL runs as user 'postgres' (Loom is running as root) and cannot enter ${dir}. ` +
+          `Run 'chmod o+x ${dir}', or set LOOM_DATA_DIR to a folder outside it.`,
+      );
+    }
+    if (dir === path.dirname(dir)) return;
+  }
+}
+
 async function postmasterPid(pgData: string): Promise<number | undefined> {
   const text = await readFile(path.join(pgData, 'postmaster.pid'), 'utf8').catch(() => undefined);
   const pid = text ? Number.parseInt(text.split('\n')[0] ?? '', 10) : Number.NaN;
@@ -172,6 +190,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   try {
     const bin = await binaries();
     const ids = await runAsIds();
+    if (ids) await ensureTraversable(dataDir, ids.uid);
     await mkdir(socketDir, { recursive: true, mode: 0o700 });
     if (ids) await chown(socketDir, ids.uid, ids.gid);
 

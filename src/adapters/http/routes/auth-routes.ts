@@ -25,7 +25,17 @@ export function authRoutes(auth: AuthService, cookieSecure: boolean) {
     app.post(
       '/api/auth/login',
       {
-        config: { allow: 'public', rateLimit: { max: 10, timeWindow: '1 minute' } },
+        config: {
+          allow: 'public',
+          // Per client address and username, after the body is parsed: one noisy user at a shared
+          // shop-floor terminal does not lock out the whole line. Account lockout covers guessing.
+          rateLimit: {
+            max: 10,
+            timeWindow: '1 minute',
+            hook: 'preHandler',
+            keyGenerator: (req) => `${req.ip}|${String((req.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase()}`,
+          },
+        },
         schema: { tags: ['auth'], body: credentials, summary: 'Log in; sets the session cookie' },
       },
       async (req, reply) => {
