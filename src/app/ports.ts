@@ -131,17 +131,45 @@ export interface UserStore {
     tx: Tx,
     id: number,
     patch: Partial<
-      Pick<UserRecord, 'displayName' | 'passwordHash' | 'roles' | 'mustChangePassword' | 'failedLogins' | 'lockedUntil' | 'disabledAt'>
+      Pick<
+        UserRecord,
+        | 'displayName'
+        | 'passwordHash'
+        | 'roles'
+        | 'mustChangePassword'
+        | 'failedLogins'
+        | 'lockedUntil'
+        | 'disabledAt'
+      >
     >,
   ): Promise<UserRecord>;
 
-  insertSession(tx: Tx, s: { tokenHash: string; userId: number; expiresAt: Date; clientIp: string | null; userAgent: string | null }): Promise<void>;
+  insertSession(
+    tx: Tx,
+    s: {
+      tokenHash: string;
+      userId: number;
+      expiresAt: Date;
+      clientIp: string | null;
+      userAgent: string | null;
+    },
+  ): Promise<void>;
   findSession(tokenHash: string): Promise<(SessionRecord & { revokedAt: Date | null }) | null>;
   touchSession(tokenHash: string, at: Date): Promise<void>;
   revokeSession(tx: Tx | null, tokenHash: string): Promise<void>;
   revokeAllSessions(tx: Tx, userId: number): Promise<number>;
 
-  insertToken(tx: Tx, t: { userId: number; name: string; tokenHash: string; prefix: string; createdBy: number | null; expiresAt: Date | null }): Promise<ApiTokenRecord>;
+  insertToken(
+    tx: Tx,
+    t: {
+      userId: number;
+      name: string;
+      tokenHash: string;
+      prefix: string;
+      createdBy: number | null;
+      expiresAt: Date | null;
+    },
+  ): Promise<ApiTokenRecord>;
   findToken(tokenHash: string): Promise<(ApiTokenRecord & { user: UserRecord }) | null>;
   touchToken(id: number, at: Date): Promise<void>;
   listTokens(): Promise<ApiTokenRecord[]>;

@@ -44,11 +44,26 @@ export const configSchema = z
     /** pino log level. */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** Idle lifetime of a browser session, in minutes. */
-    sessionIdleMinutes: z.coerce.number().int().min(1).max(24 * 60).default(30),
+    sessionIdleMinutes: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 60)
+      .default(30),
     /** Absolute lifetime of a browser session, in hours. */
-    sessionMaxHours: z.coerce.number().int().min(1).max(24 * 7).default(12),
+    sessionMaxHours: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 7)
+      .default(12),
     /** Largest accepted HTTP body, in bytes. */
-    bodyLimitBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    bodyLimitBytes: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(1024 * 1024),
     /** Set the `Secure` attribute on session cookies (enable behind TLS). */
     cookieSecure: z
       .union([z.boolean(), z.enum(['true', 'false'])])
@@ -121,7 +136,11 @@ export function loadConfig(sources: ConfigSources): LoomConfig {
       doc = parseYaml(readFileSync(path.resolve(file), 'utf8'));
     } catch (e) {
       throw new ConfigError([
-        { key: 'LOOM_CONFIG', value: file, allowed: `a readable YAML or JSON file (${(e as Error).message})` },
+        {
+          key: 'LOOM_CONFIG',
+          value: file,
+          allowed: `a readable YAML or JSON file (${(e as Error).message})`,
+        },
       ]);
     }
     if (doc !== null && doc !== undefined) {
@@ -171,7 +190,11 @@ export function loadConfig(sources: ConfigSources): LoomConfig {
         }
         continue;
       }
-      problems.push({ key: origin.get(k) ?? ENV_KEYS[k as keyof typeof ENV_KEYS] ?? k, value: raw[k], allowed: issue.message });
+      problems.push({
+        key: origin.get(k) ?? ENV_KEYS[k as keyof typeof ENV_KEYS] ?? k,
+        value: raw[k],
+        allowed: issue.message,
+      });
     }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);

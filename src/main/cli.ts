@@ -37,9 +37,12 @@ function fatal(e: unknown): never {
   process.exit(1);
 }
 
-async function withStore<T>(opts: { config?: string }, fn: (s: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>): Promise<T> {
+async function withStore<T>(
+  opts: { config?: string },
+  fn: (s: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>,
+): Promise<T> {
   const cfg = config(opts);
-  const logger = createLogger(process.env.LOOM_LOG_LEVEL ?? 'warn', process.stderr as never);
+  const logger = createLogger(process.env.LOOM_LOG_LEVEL ?? 'warn', process.stderr);
   const store = await openDatabase(cfg, logger, { shareRunning: true });
   try {
     return await fn(store);
@@ -109,7 +112,9 @@ program
 const user = program.command('user').description('manage users');
 user
   .command('add <username>')
-  .description('create a user; the password is read from stdin with --password-stdin, or generated and printed once')
+  .description(
+    'create a user; the password is read from stdin with --password-stdin, or generated and printed once',
+  )
   .requiredOption('-r, --role <role...>', `roles: ${ROLES.join(', ')}`)
   .option('-n, --name <displayName>', 'display name')
   .option('--password-stdin', 'read the password from standard input')
@@ -134,7 +139,9 @@ user
         null,
       );
       if (!r.ok) {
-        process.stderr.write(`${r.error.message}${r.error.issues ? ` ${r.error.issues.map((i) => `${i.path} ${i.message}`).join('; ')}` : ''}\n`);
+        process.stderr.write(
+          `${r.error.message}${r.error.issues ? ` ${r.error.issues.map((i) => `${i.path} ${i.message}`).join('; ')}` : ''}\n`,
+        );
         process.exitCode = 1;
         return;
       }

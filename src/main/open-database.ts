@@ -1,6 +1,10 @@
 import type { Logger } from 'pino';
 import type { LoomConfig } from '../config/config.ts';
-import { DataDirLockedError, startEmbeddedPostgres, type EmbeddedPostgres } from '../adapters/db/embedded-postgres-server.ts';
+import {
+  DataDirLockedError,
+  startEmbeddedPostgres,
+  type EmbeddedPostgres,
+} from '../adapters/db/embedded-postgres-server.ts';
 import { migrate } from '../adapters/db/migrate.ts';
 import { createDatabase, type Database } from '../adapters/db/postgres-pool.ts';
 import { maskUrl } from '../config/config.ts';

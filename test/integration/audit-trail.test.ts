@@ -20,10 +20,24 @@ describe('audit trail', () => {
       headers: { cookie: admin },
       payload: { roles: ['operator', 'supervisor'], reason: 'promoted to shift lead' },
     });
-    const res = await t.app.inject({ method: 'GET', url: `/api/audit?entityType=user&entityId=${u.id}`, headers: { cookie: admin } });
+    const res = await t.app.inject({
+      method: 'GET',
+      url: `/api/audit?entityType=user&entityId=${u.id}`,
+      headers: { cookie: admin },
+    });
     assert.equal(res.statusCode, 200);
-    const entries = res.json().entries as { action: string; actorName: string; reason: string; oldValue: { roles: string[] }; newValue: { roles: string[] }; at: string }[];
-    assert.deepEqual(entries.map((e) => e.action), ['user.created', 'user.updated']);
+    const entries = res.json().entries as {
+      action: string;
+      actorName: string;
+      reason: string;
+      oldValue: { roles: string[] };
+      newValue: { roles: string[] };
+      at: string;
+    }[];
+    assert.deepEqual(
+      entries.map((e) => e.action),
+      ['user.created', 'user.updated'],
+    );
     const upd = entries[1]!;
     assert.equal(upd.actorName, 'admin');
     assert.equal(upd.reason, 'promoted to shift lead');
@@ -34,16 +48,21 @@ describe('audit trail', () => {
 
   it('filters by user', async () => {
     const admin = await t.adminCookie();
-    const res = await t.app.inject({ method: 'GET', url: '/api/audit?user=admin&limit=1000', headers: { cookie: admin } });
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/api/audit?user=admin&limit=1000',
+      headers: { cookie: admin },
+    });
     assert.ok((res.json().entries as { actorName: string }[]).every((e) => e.actorName === 'admin'));
   });
 
   it('rejects UPDATE, DELETE and TRUNCATE at the database', async () => {
-    for (const sql of ['UPDATE audit_log SET reason = $1', 'DELETE FROM audit_log WHERE reason = $1 OR true', 'TRUNCATE audit_log']) {
-      await assert.rejects(
-        t.database.db.query(sql, sql.includes('$1') ? ['x'] : []),
-        /append-only/,
-      );
+    for (const sql of [
+      'UPDATE audit_log SET reason = $1',
+      'DELETE FROM audit_log WHERE reason = $1 OR true',
+      'TRUNCATE audit_log',
+    ]) {
+      await assert.rejects(t.database.db.query(sql, sql.includes('$1') ? ['x'] : []), /append-only/);
     }
   });
 
@@ -55,7 +74,12 @@ describe('audit trail', () => {
           method: 'POST',
           url: '/api/users',
           headers: { cookie: admin },
-          payload: { username: `par${i}`, displayName: 'P', password: 'parallel-password-1', roles: ['operator'] },
+          payload: {
+            username: `par${i}`,
+            displayName: 'P',
+            password: 'parallel-password-1',
+            roles: ['operator'],
+          },
         }),
       ),
     );

@@ -20,7 +20,11 @@ async function counts() {
 
 describe('login and sessions', () => {
   it('logs the admin in with a session cookie that is HttpOnly and SameSite=Strict', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'admin', password: ADMIN_PASSWORD } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: 'admin', password: ADMIN_PASSWORD },
+    });
     assert.equal(res.statusCode, 200);
     const c = res.cookies.find((x) => x.name === 'loom_session')!;
     assert.equal(c.httpOnly, true);
@@ -30,8 +34,16 @@ describe('login and sessions', () => {
   });
 
   it('refuses a wrong password with the same answer as an unknown user', async () => {
-    const a = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'admin', password: 'wrong-password-1' } });
-    const b = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'nobody', password: 'wrong-password-1' } });
+    const a = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: 'admin', password: 'wrong-password-1' },
+    });
+    const b = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: 'nobody', password: 'wrong-password-1' },
+    });
     assert.equal(a.statusCode, 401);
     assert.equal(b.statusCode, 401);
     assert.equal(a.json().detail, b.json().detail);
@@ -41,9 +53,17 @@ describe('login and sessions', () => {
   it('locks an account after five failed logins, even for the right password', async () => {
     const u = await t.userWithRoles('locky', ['operator']);
     for (let i = 0; i < 5; i++) {
-      await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'locky', password: 'not-the-password' } });
+      await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        payload: { username: 'locky', password: 'not-the-password' },
+      });
     }
-    const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'locky', password: u.password } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: 'locky', password: u.password },
+    });
     assert.equal(res.statusCode, 423);
     assert.equal(res.json().code, 'LOOM_AUTH_LOCKED');
   });
@@ -60,7 +80,11 @@ describe('login and sessions', () => {
 
   it('ends the session at logout', async () => {
     const u = await t.userWithRoles('leaver', ['operator']);
-    const out = await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: { cookie: u.cookie } });
+    const out = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/logout',
+      headers: { cookie: u.cookie },
+    });
     assert.equal(out.statusCode, 204);
     const res = await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: { cookie: u.cookie } });
     assert.equal(res.statusCode, 401);
@@ -88,8 +112,14 @@ describe('login and sessions', () => {
     assert.equal(change.statusCode, 204);
     const fresh = cookieOf(change);
     assert.notEqual(fresh, cookie);
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/users', headers: { cookie } })).statusCode, 401);
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/users', headers: { cookie: fresh } })).statusCode, 200);
+    assert.equal(
+      (await t.app.inject({ method: 'GET', url: '/api/users', headers: { cookie } })).statusCode,
+      401,
+    );
+    assert.equal(
+      (await t.app.inject({ method: 'GET', url: '/api/users', headers: { cookie: fresh } })).statusCode,
+      200,
+    );
   });
 });
 
@@ -119,33 +149,66 @@ describe('roles and tokens', () => {
       payload: { userId: erp.id, name: 'SAP' },
     });
     assert.equal(created.statusCode, 201);
-    const { token, id } = created.json() as { token: string; id: number };
+    const { token, id } = created.json<{ token: string; id: number }>();
     assert.match(token, /^loom_[0-9a-f]{8}_/);
     const stored = await t.database.db.query('SELECT token_hash FROM api_tokens WHERE id = $1', [id]);
-    assert.notEqual(stored.rows[0].token_hash, token, 'tokens are stored hashed');
+    assert.notEqual(stored.rows[0]!.token_hash, token, 'tokens are stored hashed');
     const bearer = { authorization: `Bearer ${token}` };
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer })).statusCode, 200);
+    assert.equal(
+      (await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer })).statusCode,
+      200,
+    );
 
-    await t.app.inject({ method: 'PATCH', url: `/api/users/${erp.id}`, headers: { cookie: admin }, payload: { disabled: true, reason: 'left' } });
+    await t.app.inject({
+      method: 'PATCH',
+      url: `/api/users/${erp.id}`,
+      headers: { cookie: admin },
+      payload: { disabled: true, reason: 'left' },
+    });
     const disabled = await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer });
     assert.equal(disabled.statusCode, 401);
-    const sessionGone = await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: { cookie: erp.cookie } });
+    const sessionGone = await t.app.inject({
+      method: 'GET',
+      url: '/api/auth/me',
+      headers: { cookie: erp.cookie },
+    });
     assert.equal(sessionGone.statusCode, 401, 'disabling a user ends their sessions');
 
-    await t.app.inject({ method: 'PATCH', url: `/api/users/${erp.id}`, headers: { cookie: admin }, payload: { disabled: false } });
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer })).statusCode, 200);
-    const revoked = await t.app.inject({ method: 'DELETE', url: `/api/tokens/${id}?reason=rotated`, headers: { cookie: admin } });
+    await t.app.inject({
+      method: 'PATCH',
+      url: `/api/users/${erp.id}`,
+      headers: { cookie: admin },
+      payload: { disabled: false },
+    });
+    assert.equal(
+      (await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer })).statusCode,
+      200,
+    );
+    const revoked = await t.app.inject({
+      method: 'DELETE',
+      url: `/api/tokens/${id}?reason=rotated`,
+      headers: { cookie: admin },
+    });
     assert.equal(revoked.statusCode, 200);
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer })).statusCode, 401);
+    assert.equal(
+      (await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer })).statusCode,
+      401,
+    );
   });
 
   it('refuses a malformed Authorization header', async () => {
-    const res = await t.app.inject({ method: 'GET', url: '/api/users', headers: { authorization: 'Basic YWRtaW46eA==' } });
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/api/users',
+      headers: { authorization: 'Basic YWRtaW46eA==' },
+    });
     assert.equal(res.statusCode, 401);
   });
 
   it('stores passwords as argon2id hashes', async () => {
-    const r = await t.database.db.query<{ password_hash: string }>("SELECT password_hash FROM users WHERE username = 'admin'");
+    const r = await t.database.db.query<{ password_hash: string }>(
+      "SELECT password_hash FROM users WHERE username = 'admin'",
+    );
     assert.match(r.rows[0]!.password_hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
   });
 });
@@ -153,13 +216,56 @@ describe('roles and tokens', () => {
 describe('bad input changes nothing', () => {
   const cases: [string, Record<string, unknown>][] = [
     ['malformed JSON', { payload: '{"username": "x",', headers: { 'content-type': 'application/json' } }],
-    ['a wrong type', { payload: { username: 'x1', displayName: 'X', password: 'long-enough-password', roles: 'admin' } }],
-    ['an unknown field', { payload: { username: 'x2', displayName: 'X', password: 'long-enough-password', roles: ['operator'], isRoot: true } }],
-    ['a missing required field', { payload: { username: 'x3', password: 'long-enough-password', roles: ['operator'] } }],
-    ['an unknown role', { payload: { username: 'x4', displayName: 'X', password: 'long-enough-password', roles: ['god'] } }],
-    ['a SQL-looking username', { payload: { username: "x'; DROP TABLE users;--", displayName: 'X', password: 'long-enough-password', roles: ['operator'] } }],
-    ['a too-short password', { payload: { username: 'x5', displayName: 'X', password: 'short', roles: ['operator'] } }],
-    ['an oversized body', { payload: { username: 'x6', displayName: 'X'.repeat(2 * 1024 * 1024), password: 'long-enough-password', roles: ['operator'] } }],
+    [
+      'a wrong type',
+      { payload: { username: 'x1', displayName: 'X', password: 'long-enough-password', roles: 'admin' } },
+    ],
+    [
+      'an unknown field',
+      {
+        payload: {
+          username: 'x2',
+          displayName: 'X',
+          password: 'long-enough-password',
+          roles: ['operator'],
+          isRoot: true,
+        },
+      },
+    ],
+    [
+      'a missing required field',
+      { payload: { username: 'x3', password: 'long-enough-password', roles: ['operator'] } },
+    ],
+    [
+      'an unknown role',
+      { payload: { username: 'x4', displayName: 'X', password: 'long-enough-password', roles: ['god'] } },
+    ],
+    [
+      'a SQL-looking username',
+      {
+        payload: {
+          username: "x'; DROP TABLE users;--",
+          displayName: 'X',
+          password: 'long-enough-password',
+          roles: ['operator'],
+        },
+      },
+    ],
+    [
+      'a too-short password',
+      { payload: { username: 'x5', displayName: 'X', password: 'short', roles: ['operator'] } },
+    ],
+    [
+      'an oversized body',
+      {
+        payload: {
+          username: 'x6',
+          displayName: 'X'.repeat(2 * 1024 * 1024),
+          password: 'long-enough-password',
+          roles: ['operator'],
+        },
+      },
+    ],
   ];
   for (const [name, req] of cases) {
     it(`answers ${name} with a 4xx problem naming the field, and creates nothing`, async () => {
@@ -173,7 +279,7 @@ describe('bad input changes nothing', () => {
       } as never);
       assert.ok(res.statusCode >= 400 && res.statusCode < 500, `${res.statusCode} ${res.body}`);
       assert.match(res.headers['content-type'] as string, /application\/problem\+json/);
-      const body = res.json() as { code: string; detail: string; issues?: { path: string }[] };
+      const body = res.json<{ code: string; detail: string; issues?: { path: string }[] }>();
       assert.match(body.code, /^LOOM_/);
       if (res.statusCode === 400 && body.code === 'LOOM_VALIDATION_FAILED') {
         assert.ok(body.issues?.length, 'names the field');
@@ -187,7 +293,13 @@ describe('bad input changes nothing', () => {
       method: 'POST',
       url: '/api/users',
       headers: { cookie: await t.adminCookie() },
-      payload: { username: 'x7', displayName: 'X', password: 'long-enough-password', roles: ['operator'], isRoot: true },
+      payload: {
+        username: 'x7',
+        displayName: 'X',
+        password: 'long-enough-password',
+        roles: ['operator'],
+        isRoot: true,
+      },
     });
     assert.equal(res.statusCode, 400);
     assert.match(JSON.stringify(res.json().issues), /isRoot/);
@@ -205,7 +317,11 @@ describe('login throttling', () => {
   it('rate-limits repeated logins for one username from one address', async () => {
     const codes: number[] = [];
     for (let i = 0; i < 11; i++) {
-      const r = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'throttled', password: 'whatever-password' } });
+      const r = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        payload: { username: 'throttled', password: 'whatever-password' },
+      });
       codes.push(r.statusCode);
     }
     assert.deepEqual(codes.slice(0, 10), Array(10).fill(401));

@@ -37,7 +37,11 @@ export async function createTestApp(): Promise<TestApp> {
   let adminCookie: string | undefined;
 
   const login = async (username: string, password: string) => {
-    const res = await loom.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password } });
+    const res = await loom.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username, password },
+    });
     if (res.statusCode !== 200) throw new Error(`login ${username} failed: ${res.statusCode} ${res.body}`);
     return cookieOf(res);
   };
@@ -60,7 +64,7 @@ export async function createTestApp(): Promise<TestApp> {
         payload: { username, displayName: username, password, roles, mustChangePassword: false },
       });
       if (res.statusCode !== 201) throw new Error(`creating ${username} failed: ${res.body}`);
-      return { cookie: await login(username, password), id: (res.json() as { id: number }).id, password };
+      return { cookie: await login(username, password), id: res.json<{ id: number }>().id, password };
     },
     async close() {
       await loom.app.close();

@@ -175,7 +175,10 @@ async function run(
     child.on('error', reject);
     child.on('close', (code) => {
       if (code === 0) resolve({ stdout, stderr });
-      else reject(new Error(`${path.basename(file)} ${args.join(' ')} exited with ${code}: ${stderr || stdout}`));
+      else
+        reject(
+          new Error(`${path.basename(file)} ${args.join(' ')} exited with ${code}: ${stderr || stdout}`),
+        );
     });
   });
 }
@@ -201,7 +204,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       if (ids) await chown(pgData, ids.uid, ids.gid);
       await run(
         bin.initdb,
-        [`--pgdata=${pgData}`, `--username=${SUPERUSER}`, '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-instructions'],
+        [
+          `--pgdata=${pgData}`,
+          `--username=${SUPERUSER}`,
+          '--auth=trust',
+          '--encoding=UTF8',
+          '--locale=C',
+          '--no-instructions',
+        ],
         ids,
       );
     }
@@ -300,5 +310,7 @@ export function randomDatabaseName(prefix = 'loom_test'): string {
 }
 
 export async function isDirectory(p: string): Promise<boolean> {
-  return stat(p).then((s) => s.isDirectory()).catch(() => false);
+  return stat(p)
+    .then((s) => s.isDirectory())
+    .catch(() => false);
 }

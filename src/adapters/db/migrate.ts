@@ -39,7 +39,9 @@ export async function migrate(db: Database, migrations?: Migration[]): Promise<s
       applied_at timestamptz NOT NULL DEFAULT now()
     )`);
     const done = new Set(
-      (await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version),
+      (await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+        (r) => r.version,
+      ),
     );
     for (const m of all) {
       if (done.has(m.version)) continue;

@@ -7,7 +7,7 @@ const [loomPid, pgData, pgCtl, ids] = process.argv.slice(2);
 
 function alive(pid) {
   try {
-    process.kill(pid, 0);
+    process.kill(Number(pid), 0);
   } catch (e) {
     return e.code === 'EPERM';
   }

@@ -10,7 +10,10 @@ export interface Database {
   readonly pool: pg.Pool;
   /** Runs `fn` in one transaction; commits on return, rolls back on throw. */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
   close(): Promise<void>;
 }
 
@@ -19,7 +22,10 @@ export interface Database {
 // in a double for any realistic plant.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
 
-export function createDatabase(url: string, opts: { poolSize: number; logger: Logger; schema?: string }): Database {
+export function createDatabase(
+  url: string,
+  opts: { poolSize: number; logger: Logger; schema?: string },
+): Database {
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.poolSize,
@@ -30,7 +36,9 @@ export function createDatabase(url: string, opts: { poolSize: number; logger: Lo
   });
   // node-postgres emits 'error' on idle clients when the server goes away; unhandled, it would
   // kill the process (RELIABILITY.md, security controls). The next query reconnects.
-  pool.on('error', (e) => opts.logger.error({ err: e }, 'PostgreSQL connection lost (idle client); will reconnect'));
+  pool.on('error', (e) =>
+    opts.logger.error({ err: e }, 'PostgreSQL connection lost (idle client); will reconnect'),
+  );
 
   return {
     pool,

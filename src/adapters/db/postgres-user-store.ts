@@ -78,11 +78,16 @@ export function postgresUserStore(db: Database): UserStore {
       return r.rows[0] ? toUser(r.rows[0]) : null;
     },
     async findById(tx, id, forUpdate = false) {
-      const r = await q(tx).query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+      const r = await q(tx).query<UserRow>(
+        `SELECT ${USER_COLUMNS} FROM users WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+        [id],
+      );
       return r.rows[0] ? toUser(r.rows[0]) : null;
     },
     async list() {
-      return (await db.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users ORDER BY username`)).rows.map(toUser);
+      return (await db.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users ORDER BY username`)).rows.map(
+        toUser,
+      );
     },
     async count(tx) {
       // Locks the table for the bootstrap check so two first starts cannot both create `admin`.
@@ -123,8 +128,12 @@ export function postgresUserStore(db: Database): UserStore {
       );
     },
     async findSession(tokenHash) {
-      const r = await db.pool.query<UserRow & { s_created_at: Date; last_seen_at: Date; expires_at: Date; revoked_at: Date | null }>(
-        `SELECT ${USER_COLUMNS.split(',').map((c) => `u.${c.trim()}`).join(', ')},
+      const r = await db.pool.query<
+        UserRow & { s_created_at: Date; last_seen_at: Date; expires_at: Date; revoked_at: Date | null }
+      >(
+        `SELECT ${USER_COLUMNS.split(',')
+          .map((c) => `u.${c.trim()}`)
+          .join(', ')},
                 s.created_at AS s_created_at, s.last_seen_at, s.expires_at, s.revoked_at
            FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1`,
         [tokenHash],
@@ -143,10 +152,16 @@ export function postgresUserStore(db: Database): UserStore {
       await db.pool.query('UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1', [tokenHash, at]);
     },
     async revokeSession(tx, tokenHash) {
-      await q(tx).query('UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL', [tokenHash]);
+      await q(tx).query(
+        'UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL',
+        [tokenHash],
+      );
     },
     async revokeAllSessions(tx, userId) {
-      const r = await asPg(tx).query('UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL', [userId]);
+      const r = await asPg(tx).query(
+        'UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL',
+        [userId],
+      );
       return r.rowCount ?? 0;
     },
     async insertToken(tx, t) {
@@ -174,7 +189,9 @@ export function postgresUserStore(db: Database): UserStore {
     },
     async listTokens() {
       return (
-        await db.pool.query<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id`)
+        await db.pool.query<TokenRow>(
+          `SELECT ${TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id`,
+        )
       ).rows.map(toToken);
     },
     async revokeToken(tx, id, at) {

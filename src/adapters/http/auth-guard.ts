@@ -26,9 +26,11 @@ export function registerAuthGuard(app: FastifyInstance, auth: AuthService): void
   app.decorateRequest('principal', null);
 
   app.addHook('onRoute', (route) => {
-    const allow = (route.config as { allow?: Allow } | undefined)?.allow;
+    const allow = route.config?.allow;
     if (allow === undefined && !route.url.startsWith('/api/docs')) {
-      throw new Error(`route ${route.method} ${route.url} declares no access rule (config.allow): deny by default`);
+      throw new Error(
+        `route ${String(route.method)} ${route.url} declares no access rule (config.allow): deny by default`,
+      );
     }
   });
 
@@ -54,7 +56,8 @@ export function registerAuthGuard(app: FastifyInstance, auth: AuthService): void
     if (!principal) {
       return sendProblem(reply, {
         code: 'LOOM_AUTH_UNAUTHENTICATED',
-        message: 'Log in (POST /api/auth/login) or send a valid API token; the session or token is missing, expired or revoked.',
+        message:
+          'Log in (POST /api/auth/login) or send a valid API token; the session or token is missing, expired or revoked.',
       });
     }
     req.principal = principal;

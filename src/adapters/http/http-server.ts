@@ -11,7 +11,6 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import type { Logger } from 'pino';
 import type { AuthService } from '../../app/auth/auth-service.ts';
 import type { AuditTrail } from '../../app/ports.ts';
 import type { FieldIssue } from '../../domain/shared/result.ts';
@@ -23,7 +22,7 @@ import { healthRoutes, type Readiness } from './routes/health-routes.ts';
 import { userRoutes } from './routes/user-routes.ts';
 
 export interface HttpDeps {
-  readonly logger: Logger;
+  readonly logger: FastifyBaseLogger;
   readonly auth: AuthService;
   readonly audit: AuditTrail;
   readonly readiness: () => Promise<Readiness>;
@@ -45,7 +44,10 @@ function issuesOf(err: FastifyError): FieldIssue[] {
     let p = where;
     for (const part of pathParts) p += typeof part === 'number' ? `[${part}]` : `.${String(part)}`;
     if (params.issue?.code === 'unrecognized_keys' && params.issue.keys) {
-      return { path: p, message: `unknown field(s) ${params.issue.keys.map((k) => `'${k}'`).join(', ')}; remove them` };
+      return {
+        path: p,
+        message: `unknown field(s) ${params.issue.keys.map((k) => `'${k}'`).join(', ')}; remove them`,
+      };
     }
     return { path: p, message: v.message ?? 'is invalid' };
   });
@@ -53,7 +55,7 @@ function issuesOf(err: FastifyError): FieldIssue[] {
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
+    loggerInstance: deps.logger,
     bodyLimit: deps.bodyLimitBytes,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -121,7 +123,10 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     });
   });
   app.setNotFoundHandler((req, reply) =>
-    sendProblem(reply, { code: 'LOOM_HTTP_NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0]}.` }),
+    sendProblem(reply, {
+      code: 'LOOM_HTTP_NOT_FOUND',
+      message: `No route ${req.method} ${req.url.split('?')[0]}.`,
+    }),
   );
 
   await app.register(cookie);

@@ -78,7 +78,9 @@ export class AuthService {
   constructor(private readonly deps: AuthDeps) {}
 
   /** First start: create `admin`. Returns the generated password to print once, if one was generated. */
-  async bootstrapAdmin(password: string | undefined): Promise<{ created: boolean; generatedPassword?: string }> {
+  async bootstrapAdmin(
+    password: string | undefined,
+  ): Promise<{ created: boolean; generatedPassword?: string }> {
     const { uow, users, audit, hasher } = this.deps;
     const generated = password ? undefined : newInitialPassword();
     const hash = await hasher.hash(password ?? generated!);
@@ -211,7 +213,8 @@ export class AuthService {
     if (input.newPassword === input.currentPassword) {
       issues.push({ path: 'newPassword', message: 'must differ from the current password' });
     }
-    if (issues.length > 0) return fail('LOOM_VALIDATION_FAILED', 'The new password is not acceptable.', { issues });
+    if (issues.length > 0)
+      return fail('LOOM_VALIDATION_FAILED', 'The new password is not acceptable.', { issues });
     const hash = await hasher.hash(input.newPassword);
     const sessionToken = principal.via === 'session' ? newSecret() : null;
     await uow.run(async (tx) => {
@@ -239,13 +242,20 @@ export class AuthService {
 
   async createUser(
     actor: Actor,
-    input: { username: string; displayName: string; password: string; roles: Role[]; mustChangePassword?: boolean },
+    input: {
+      username: string;
+      displayName: string;
+      password: string;
+      roles: Role[];
+      mustChangePassword?: boolean;
+    },
     requestId: string | null,
   ): Promise<Result<PublicUser>> {
     const { uow, users, audit, hasher } = this.deps;
     const username = input.username.toLowerCase();
     const issues = checkPasswordPolicy(input.password, username);
-    if (issues.length > 0) return fail('LOOM_VALIDATION_FAILED', 'The password is not acceptable.', { issues });
+    if (issues.length > 0)
+      return fail('LOOM_VALIDATION_FAILED', 'The password is not acceptable.', { issues });
     const hash = await hasher.hash(input.password);
     return uow.run(async (tx) => {
       if (await users.findByUsername(tx, username)) {
@@ -296,22 +306,36 @@ export class AuthService {
       if (!before) return fail('LOOM_USER_NOT_FOUND', `No user with id ${id}.`);
       if (patch.password !== undefined) {
         const issues = checkPasswordPolicy(patch.password, before.username);
-        if (issues.length > 0) return fail('LOOM_VALIDATION_FAILED', 'The password is not acceptable.', { issues });
+        if (issues.length > 0)
+          return fail('LOOM_VALIDATION_FAILED', 'The password is not acceptable.', { issues });
       }
-      if (actor.userId === id && (patch.disabled === true || (patch.roles && !patch.roles.includes('admin')))) {
-        return fail('LOOM_USER_SELF_LOCKOUT', 'An admin cannot disable themselves or remove their own admin role.');
+      if (
+        actor.userId === id &&
+        (patch.disabled === true || (patch.roles && !patch.roles.includes('admin')))
+      ) {
+        return fail(
+          'LOOM_USER_SELF_LOCKOUT',
+          'An admin cannot disable themselves or remove their own admin role.',
+        );
       }
       const after = await users.update(tx, id, {
         ...(patch.displayName !== undefined ? { displayName: patch.displayName } : {}),
         ...(patch.roles !== undefined ? { roles: [...new Set(patch.roles)] } : {}),
-        ...(patch.disabled !== undefined ? { disabledAt: patch.disabled ? (before.disabledAt ?? clock.now()) : null } : {}),
+        ...(patch.disabled !== undefined
+          ? { disabledAt: patch.disabled ? (before.disabledAt ?? clock.now()) : null }
+          : {}),
         ...(patch.unlock ? { lockedUntil: null, failedLogins: 0 } : {}),
         ...(newHash !== undefined ? { passwordHash: newHash, mustChangePassword: true } : {}),
       });
       if (patch.disabled === true || newHash !== undefined) await users.revokeAllSessions(tx, id);
       await audit.append(tx, {
         actor,
-        action: patch.disabled === true ? 'user.disabled' : newHash !== undefined ? 'user.password-reset' : 'user.updated',
+        action:
+          patch.disabled === true
+            ? 'user.disabled'
+            : newHash !== undefined
+              ? 'user.password-reset'
+              : 'user.updated',
         entityType: 'user',
         entityId: String(id),
         reason,
@@ -361,7 +385,12 @@ export class AuthService {
     return this.deps.users.listTokens();
   }
 
-  async revokeApiToken(actor: Actor, id: number, reason: string | null, requestId: string | null): Promise<Result<ApiTokenRecord>> {
+  async revokeApiToken(
+    actor: Actor,
+    id: number,
+    reason: string | null,
+    requestId: string | null,
+  ): Promise<Result<ApiTokenRecord>> {
     const { uow, users, audit, clock } = this.deps;
     return uow.run(async (tx) => {
       const record = await users.revokeToken(tx, id, clock.now());
@@ -390,7 +419,10 @@ export class AuthService {
     record: unknown,
   ): Promise<Result<ElectronicSignature>> {
     if (principal.via !== 'session') {
-      return fail('LOOM_SIGNATURE_REQUIRES_PERSON', 'Electronic signatures need a person logged in, not an API token.');
+      return fail(
+        'LOOM_SIGNATURE_REQUIRES_PERSON',
+        'Electronic signatures need a person logged in, not an API token.',
+      );
     }
     const user = await this.deps.users.findById(null, principal.userId);
     if (!user || user.disabledAt) return fail('LOOM_AUTH_UNAUTHENTICATED', 'Log in first.');

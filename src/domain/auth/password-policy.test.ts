@@ -9,7 +9,10 @@ describe('password policy', () => {
     ]);
   });
   it('refuses a password that contains the username', () => {
-    assert.equal(checkPasswordPolicy('xx-operator1-xx', 'operator1')[0]?.message, 'must not contain the username');
+    assert.equal(
+      checkPasswordPolicy('xx-operator1-xx', 'operator1')[0]?.message,
+      'must not contain the username',
+    );
   });
   it('accepts a long passphrase', () => {
     assert.deepEqual(checkPasswordPolicy('correct horse battery staple', 'ann'), []);

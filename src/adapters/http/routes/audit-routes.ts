@@ -22,7 +22,12 @@ export function auditRoutes(audit: AuditTrail) {
             from: z.iso.datetime({ offset: true }).optional(),
             to: z.iso.datetime({ offset: true }).optional(),
             afterSeq: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).optional(),
-            limit: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().min(1).max(1000)).optional(),
+            limit: z
+              .string()
+              .regex(/^\d+$/, 'must be a whole number')
+              .transform(Number)
+              .pipe(z.number().min(1).max(1000))
+              .optional(),
           }),
         },
       },
@@ -40,6 +45,8 @@ export function auditRoutes(audit: AuditTrail) {
         return { entries, nextAfterSeq: entries.at(-1)?.seq ?? null };
       },
     );
-    app.get('/api/audit/verify', { config: { allow: AUDITORS }, schema: { tags: ['audit'] } }, () => audit.verify());
+    app.get('/api/audit/verify', { config: { allow: AUDITORS }, schema: { tags: ['audit'] } }, () =>
+      audit.verify(),
+    );
   };
 }

@@ -33,7 +33,10 @@ export function authRoutes(auth: AuthService, cookieSecure: boolean) {
             max: 10,
             timeWindow: '1 minute',
             hook: 'preHandler',
-            keyGenerator: (req) => `${req.ip}|${String((req.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase()}`,
+            keyGenerator: (req) => {
+              const name = (req.body as { username?: unknown } | undefined)?.username;
+              return `${req.ip}|${typeof name === 'string' ? name.toLowerCase() : ''}`;
+            },
           },
         },
         schema: { tags: ['auth'], body: credentials, summary: 'Log in; sets the session cookie' },
@@ -75,10 +78,17 @@ export function authRoutes(auth: AuthService, cookieSecure: boolean) {
     app.post(
       '/api/auth/password',
       {
-        config: { allow: 'authenticated', allowDuringPasswordChange: true, rateLimit: { max: 10, timeWindow: '1 minute' } },
+        config: {
+          allow: 'authenticated',
+          allowDuringPasswordChange: true,
+          rateLimit: { max: 10, timeWindow: '1 minute' },
+        },
         schema: {
           tags: ['auth'],
-          body: z.strictObject({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) }),
+          body: z.strictObject({
+            currentPassword: z.string().min(1).max(1024),
+            newPassword: z.string().min(1).max(1024),
+          }),
         },
       },
       async (req, reply) => {

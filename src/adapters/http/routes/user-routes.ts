@@ -7,7 +7,12 @@ import { principalOf } from '../auth-guard.ts';
 import { sendProblem } from '../problem.ts';
 
 const role = z.enum(ROLES);
-const idParam = z.strictObject({ id: z.string().regex(/^\d{1,15}$/, 'must be a numeric id').transform(Number) });
+const idParam = z.strictObject({
+  id: z
+    .string()
+    .regex(/^\d{1,15}$/, 'must be a numeric id')
+    .transform(Number),
+});
 
 export function userRoutes(auth: AuthService) {
   return async function (base: FastifyInstance) {
@@ -16,10 +21,14 @@ export function userRoutes(auth: AuthService) {
 
     app.get('/api/users', { config: admin, schema: { tags: ['users'] } }, () => auth.listUsers());
 
-    app.get('/api/users/:id', { config: admin, schema: { tags: ['users'], params: idParam } }, async (req, reply) => {
-      const r = await auth.getUser(req.params.id);
-      return r.ok ? r.value : sendProblem(reply, r.error);
-    });
+    app.get(
+      '/api/users/:id',
+      { config: admin, schema: { tags: ['users'], params: idParam } },
+      async (req, reply) => {
+        const r = await auth.getUser(req.params.id);
+        return r.ok ? r.value : sendProblem(reply, r.error);
+      },
+    );
 
     app.post(
       '/api/users',
@@ -88,7 +97,9 @@ export function userRoutes(auth: AuthService) {
           { ...req.body, expiresAt: req.body.expiresAt ? new Date(req.body.expiresAt) : null },
           req.id,
         );
-        return r.ok ? reply.code(201).send({ token: r.value.token, ...r.value.record }) : sendProblem(reply, r.error);
+        return r.ok
+          ? reply.code(201).send({ token: r.value.token, ...r.value.record })
+          : sendProblem(reply, r.error);
       },
     );
 
@@ -96,10 +107,19 @@ export function userRoutes(auth: AuthService) {
       '/api/tokens/:id',
       {
         config: admin,
-        schema: { tags: ['users'], params: idParam, querystring: z.strictObject({ reason: z.string().max(1000).optional() }) },
+        schema: {
+          tags: ['users'],
+          params: idParam,
+          querystring: z.strictObject({ reason: z.string().max(1000).optional() }),
+        },
       },
       async (req, reply) => {
-        const r = await auth.revokeApiToken(principalOf(req), req.params.id, req.query.reason ?? null, req.id);
+        const r = await auth.revokeApiToken(
+          principalOf(req),
+          req.params.id,
+          req.query.reason ?? null,
+          req.id,
+        );
         return r.ok ? r.value : sendProblem(reply, r.error);
       },
     );
