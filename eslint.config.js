@@ -5,6 +5,8 @@ import prettier from 'eslint-config-prettier';
 /**
  * Layer rules (STYLE.md): domain/ and rules/ stay pure; app/ never reaches into adapters/ or main/;
  * only main/ constructs adapters.
+ * @param {string} from
+ * @param {string[]} forbidden
  */
 const layer = (from, forbidden) => ({
   files: [`src/${from}/**/*.ts`],

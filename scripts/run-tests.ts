@@ -7,7 +7,7 @@
  * database and drops it (test/support/database.ts).
  */
 import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startEmbeddedPostgres } from '../src/adapters/db/embedded-postgres-server.ts';
@@ -32,10 +32,12 @@ let stop: (() => Promise<void>) | undefined;
 let databaseUrl: string;
 if (target === 'embedded') {
   const dir = await mkdtemp(path.join(tmpdir(), 'loom-test-pg-'));
-  // mkdtemp makes the folder 0700; as root, PostgreSQL runs as `postgres` and must be able to
-  // enter it (until startEmbeddedPostgres handles this itself).
-  await chmod(dir, 0o755);
-  const server = await startEmbeddedPostgres({ dataDir: dir, log: () => undefined });
+  const server = await startEmbeddedPostgres({ dataDir: dir, log: () => undefined }).catch(
+    async (e: unknown) => {
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    },
+  );
   databaseUrl = server.url;
   stop = async () => {
     await server.stop();

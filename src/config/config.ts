@@ -113,7 +113,11 @@ export class ConfigError extends Error {
 }
 
 function maskValue(key: string, value: unknown): unknown {
-  return /PASSWORD|adminPassword/.test(key) && value !== undefined ? '***' : value;
+  if (value === undefined) return value;
+  if (/PASSWORD|adminPassword/.test(key)) return '***';
+  // A rejected URL is echoed so the user sees what was wrong, but never with its credentials.
+  if (/URL|databaseUrl|mqttUrl/.test(key) && typeof value === 'string') return maskUrl(value);
+  return value;
 }
 
 export interface ConfigSources {
@@ -219,6 +223,6 @@ export function maskUrl(url: string): string {
     if (u.password) u.password = '***';
     return u.toString();
   } catch {
-    return '***';
+    return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
   }
 }
