@@ -175,3 +175,27 @@ export interface UserStore {
   listTokens(): Promise<ApiTokenRecord[]>;
   revokeToken(tx: Tx, id: number, at: Date): Promise<ApiTokenRecord | null>;
 }
+
+/** The outcome of claiming an idempotency key inside a transaction. */
+export type IdempotencyClaim =
+  | { readonly kind: 'new' }
+  | { readonly kind: 'replay'; readonly status: number; readonly response: unknown }
+  | { readonly kind: 'conflict' };
+
+export interface IdempotencyStore {
+  /** Claims `key` for `scope` in `tx`; blocks while another transaction holds the same key. */
+  claim(tx: Tx, scope: string, key: string, requestHash: string): Promise<IdempotencyClaim>;
+  complete(tx: Tx, scope: string, key: string, status: number, response: unknown): Promise<void>;
+}
+
+export interface OutboxEventInput {
+  readonly aggregateType: string;
+  readonly aggregateId: string;
+  readonly eventType: string;
+  readonly payload: unknown;
+}
+
+/** The transactional outbox: events committed with the state change they describe. */
+export interface Outbox {
+  add(tx: Tx, event: OutboxEventInput): Promise<{ id: number; messageId: string }>;
+}

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { AuthService } from '../app/auth/auth-service.ts';
 import { newInitialPassword } from '../app/auth/tokens.ts';
 import { ConfigError, describeConfig, loadConfig, type LoomConfig } from '../config/config.ts';
@@ -11,15 +12,18 @@ import { postgresAuditTrail } from '../adapters/db/postgres-audit-trail.ts';
 import { postgresUnitOfWork } from '../adapters/db/postgres-unit-of-work.ts';
 import { postgresUserStore } from '../adapters/db/postgres-user-store.ts';
 import { migrate } from '../adapters/db/migrate.ts';
+import { parsePlantFile } from '../adapters/plant-file/yaml-plant-file.ts';
+import type { ImportSummary } from '../app/plant/import-plant-model.ts';
 import { createLogger } from './logger.ts';
 import { openDatabase } from './open-database.ts';
+import { plantService } from './plant-feature.ts';
 import { startServer } from './server.ts';
 
 const out = (s: string): void => {
   process.stdout.write(`${s}\n`);
 };
 
-/** Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 audit chain broken. */
+/** Exit codes: 0 ok, 1 failure, 2 bad usage, configuration or input file, 3 audit chain broken. */
 function config(opts: { config?: string }, overrides: Record<string, unknown> = {}): LoomConfig {
   return loadConfig({ env: process.env, ...(opts.config ? { file: opts.config } : {}), overrides });
 }
@@ -38,12 +42,12 @@ function fatal(e: unknown): never {
 }
 
 async function withStore<T>(
-  opts: { config?: string },
+  opts: { config?: string; migrate?: boolean },
   fn: (s: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>,
 ): Promise<T> {
   const cfg = config(opts);
   const logger = createLogger(process.env.LOOM_LOG_LEVEL ?? 'warn', process.stderr);
-  const store = await openDatabase(cfg, logger, { shareRunning: true });
+  const store = await openDatabase(cfg, logger, { shareRunning: true, migrate: opts.migrate ?? true });
   try {
     return await fn(store);
   } finally {
@@ -98,7 +102,7 @@ program
   .command('migrate')
   .description('apply pending database migrations and exit')
   .action(() =>
-    withStore(program.opts(), async (s) => {
+    withStore({ ...program.opts(), migrate: false }, async (s) => {
       const applied = await migrate(s.db);
       out(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
     }),
@@ -165,6 +169,47 @@ program
         out(`${v.entries} entries before it verified.`);
         process.exitCode = 3;
       }
+    }),
+  );
+
+function describeImport(file: string, s: ImportSummary): string {
+  const lines = [`${s.dryRun ? 'dry run, nothing written' : 'imported'}: ${file}`];
+  for (const [section, c] of Object.entries(s)) {
+    if (typeof c === 'boolean') continue;
+    lines.push(
+      `  ${section.padEnd(15)} ${c.created} created, ${c.updated} updated, ${c.unchanged} unchanged`,
+    );
+  }
+  return lines.join('\n');
+}
+
+program
+  .command('import <file>')
+  .description(
+    'load a plant model (YAML or JSON) in one transaction: all of it or nothing; exit 2 lists every problem by its path in the file',
+  )
+  .option('--dry-run', 'validate and report what would change, write nothing')
+  .action((file: string, o: { dryRun?: boolean }) =>
+    withStore(program.opts(), async (s) => {
+      const parsed = parsePlantFile(await readFile(file, 'utf8'));
+      const r = parsed.ok
+        ? await plantService({
+            db: s.db,
+            uow: postgresUnitOfWork(s.db),
+            audit: postgresAuditTrail(s.db),
+          }).importPlantModel({ userId: null, username: 'cli', roles: ['admin'] }, parsed.value, {
+            dryRun: o.dryRun ?? false,
+          })
+        : parsed;
+      if (r.ok) {
+        out(describeImport(file, r.value));
+        return;
+      }
+      process.stderr.write(`${file}: ${r.error.message}; nothing was imported\n`);
+      for (const issue of r.error.issues ?? []) {
+        process.stderr.write(`  ${issue.path || '(file)'}: ${issue.message}\n`);
+      }
+      process.exitCode = 2;
     }),
   );
 

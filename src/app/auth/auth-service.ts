@@ -440,6 +440,36 @@ export class AuthService {
     });
   }
 
+  /**
+   * A second person's signature at the same terminal (a trainer co-signing for a trainee, a
+   * verifier): their username and password, checked like a login, bound to the record.
+   */
+  async coSign(
+    input: { username: string; password: string; meaning: string },
+    record: unknown,
+  ): Promise<Result<ElectronicSignature>> {
+    const user = await this.deps.users.findByUsername(null, input.username.toLowerCase());
+    const good = user
+      ? await this.deps.hasher.verify(user.passwordHash, input.password)
+      : await this.deps.hasher.verify(await this.#dummy(), input.password);
+    if (!user || !good || user.disabledAt) {
+      return fail(
+        'LOOM_SIGNATURE_INVALID',
+        `The co-signature of '${input.username}' is not valid: wrong username or password.`,
+        {
+          issues: [{ path: 'password', message: 'does not match that user' }],
+        },
+      );
+    }
+    return ok({
+      signerId: user.id,
+      signerName: `${user.displayName} (${user.username})`,
+      meaning: input.meaning,
+      signedAt: this.deps.clock.now().toISOString(),
+      recordHash: contentHash(record),
+    });
+  }
+
   #dummy(): Promise<string> {
     this.#dummyHash ??= this.deps.hasher.hash('loom-dummy-password-for-timing');
     return this.#dummyHash;

@@ -1,0 +1,50 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { canonicalJson, contentHash } from '../../app/auth/tokens.ts';
+import type { IdempotencyRequest, IdempotentOutcome } from '../../app/shared/idempotent.ts';
+import { principalOf } from './auth-guard.ts';
+import { sendProblem } from './problem.ts';
+
+const KEY = /^[\x21-\x7e]{1,200}$/;
+
+/**
+ * The `Idempotency-Key` of a state-changing request (IETF draft-ietf-httpapi-idempotency-key),
+ * scoped to the caller and bound to the method, route, path parameters and body. `null` without
+ * a header: the request is then simply not protected against a retry.
+ */
+export function idempotencyOf(req: FastifyRequest): IdempotencyRequest | null | 'invalid' {
+  const raw = req.headers['idempotency-key'];
+  if (raw === undefined) return null;
+  if (typeof raw !== 'string' || !KEY.test(raw)) return 'invalid';
+  return {
+    scope: `user:${principalOf(req).userId}`,
+    key: raw,
+    requestHash: contentHash(canonicalJson([req.method, req.routeOptions.url, req.params, req.body ?? null])),
+  };
+}
+
+export async function sendOutcome<T>(
+  reply: FastifyReply,
+  outcome: IdempotentOutcome<T>,
+  status: number,
+  present: (value: T) => unknown = (v) => v,
+): Promise<FastifyReply> {
+  switch (outcome.kind) {
+    case 'done':
+      return reply.code(status).send(present(outcome.value));
+    case 'replayed':
+      return reply
+        .code(outcome.status)
+        .header('idempotent-replayed', 'true')
+        .send(present(outcome.response as T));
+    case 'failed':
+      return sendProblem(reply, outcome.error);
+  }
+}
+
+export function invalidKey(reply: FastifyReply): FastifyReply {
+  return sendProblem(reply, {
+    code: 'LOOM_VALIDATION_FAILED',
+    message: 'Idempotency-Key must be 1–200 visible ASCII characters (a UUID is a good choice).',
+    issues: [{ path: 'headers.idempotency-key', message: 'must be 1–200 visible ASCII characters' }],
+  });
+}
