@@ -149,6 +149,8 @@ export interface UserStore {
     s: {
       tokenHash: string;
       userId: number;
+      /** Start of the session by the application clock (idle time is measured from it). */
+      at: Date;
       expiresAt: Date;
       clientIp: string | null;
       userAgent: string | null;

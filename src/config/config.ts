@@ -64,6 +64,21 @@ export const configSchema = z
       .min(1024)
       .max(64 * 1024 * 1024)
       .default(1024 * 1024),
+    /**
+     * IANA time zone of the plant: decides "today" for qualification expiry. Defaults to the
+     * machine's zone.
+     */
+    plantTimeZone: z
+      .string()
+      .refine((tz) => {
+        try {
+          new Intl.DateTimeFormat('en-CA', { timeZone: tz });
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'must be an IANA time zone such as Europe/Berlin or UTC')
+      .default(Intl.DateTimeFormat().resolvedOptions().timeZone),
     /** Set the `Secure` attribute on session cookies (enable behind TLS). */
     cookieSecure: z
       .union([z.boolean(), z.enum(['true', 'false'])])
@@ -89,6 +104,7 @@ export const ENV_KEYS: Record<keyof z.infer<typeof configSchema>, string> = {
   sessionMaxHours: 'LOOM_SESSION_MAX_HOURS',
   bodyLimitBytes: 'LOOM_BODY_LIMIT_BYTES',
   cookieSecure: 'LOOM_COOKIE_SECURE',
+  plantTimeZone: 'LOOM_PLANT_TIMEZONE',
 };
 
 const SECRET_KEYS = new Set<string>(['adminPassword', 'databaseUrl', 'mqttUrl']);

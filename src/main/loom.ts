@@ -10,6 +10,7 @@ import { AuthService } from '../app/auth/auth-service.ts';
 import type { AuditTrail, PasswordHasher, UnitOfWork } from '../app/ports.ts';
 import type { LoomConfig } from '../config/config.ts';
 import { systemClock, type Clock } from '../domain/shared/clock.ts';
+import { executionFeature } from './execution-feature.ts';
 import { plantFeature } from './plant-feature.ts';
 
 export interface Loom {
@@ -53,7 +54,10 @@ export async function composeLoom(deps: {
     audit,
     bodyLimitBytes: deps.config.bodyLimitBytes,
     cookieSecure: deps.config.cookieSecure,
-    features: [plantFeature({ db: deps.db, uow, audit, clock })],
+    features: [
+      plantFeature({ db: deps.db, uow, audit, clock }),
+      executionFeature({ db: deps.db, uow, audit, clock, auth, timeZone: deps.config.plantTimeZone }),
+    ],
     readiness: async () => {
       const checks: Record<string, { ok: boolean; detail?: string }> = {};
       try {

@@ -29,7 +29,8 @@ export function cookieOf(res: LightMyRequestResponse): string {
 /** The whole Loom HTTP app on a fresh database, driven with `inject` (no open port; STYLE.md). */
 export async function createTestApp(): Promise<TestApp> {
   const database = await createTestDatabase();
-  const clock = fixedClock(new Date());
+  // A fixed day, so qualification validity in examples/plant.yaml does not drift with the calendar.
+  const clock = fixedClock(new Date('2026-11-25T10:00:00Z'));
   const config = loadConfig({ env: { LOOM_ADMIN_PASSWORD: ADMIN_PASSWORD, LOOM_LOG_LEVEL: 'silent' } });
   const loom = await composeLoom({ config, db: database.db, logger: pino({ level: 'silent' }), clock });
   await loom.auth.bootstrapAdmin(ADMIN_PASSWORD);

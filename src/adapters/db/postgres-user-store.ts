@@ -123,8 +123,9 @@ export function postgresUserStore(db: Database): UserStore {
     },
     async insertSession(tx, s) {
       await asPg(tx).query(
-        `INSERT INTO sessions (token_hash, user_id, expires_at, client_ip, user_agent) VALUES ($1, $2, $3, $4, $5)`,
-        [s.tokenHash, s.userId, s.expiresAt, s.clientIp, s.userAgent],
+        `INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, client_ip, user_agent)
+         VALUES ($1, $2, $3, $3, $4, $5, $6)`,
+        [s.tokenHash, s.userId, s.at, s.expiresAt, s.clientIp, s.userAgent],
       );
     },
     async findSession(tokenHash) {

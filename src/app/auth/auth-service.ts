@@ -157,6 +157,7 @@ export class AuthService {
       await users.insertSession(tx, {
         tokenHash: digest(sessionToken),
         userId: user.id,
+        at: now,
         expiresAt,
         clientIp: input.clientIp,
         userAgent: input.userAgent,
@@ -224,6 +225,7 @@ export class AuthService {
         await users.insertSession(tx, {
           tokenHash: digest(sessionToken),
           userId: user.id,
+          at: this.deps.clock.now(),
           expiresAt: new Date(this.deps.clock.now().getTime() + this.deps.sessionMaxHours * 3_600_000),
           clientIp: null,
           userAgent: null,

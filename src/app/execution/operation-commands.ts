@@ -1,0 +1,265 @@
+import type { Actor } from '../../domain/auth/roles.ts';
+import {
+  add,
+  formatQuantity,
+  parseNonNegativeQuantity,
+  ZERO,
+  type Quantity,
+} from '../../domain/shared/quantity.ts';
+import { fail, ok, type Result } from '../../domain/shared/result.ts';
+import { transitionOperation, type OperationEvent } from '../../domain/work-order/operation-state.ts';
+import { transitionOrder } from '../../domain/work-order/order-state.ts';
+import type { Tx } from '../ports.ts';
+import type { CommandContext, ExecutionDeps } from './execution-deps.ts';
+import type { OrderOperation, ProductionOrder } from './execution-ports.ts';
+import { notFound } from './start-operation.ts';
+import { operationView, orderView, type OperationView } from './views.ts';
+
+/** Locks the order, then the operation: the one lock order every execution use case follows. */
+export async function lockOperation(
+  deps: ExecutionDeps,
+  tx: Tx,
+  pk: number,
+): Promise<Result<{ order: ProductionOrder; op: OrderOperation }>> {
+  const peek = await deps.store.operation(tx, pk);
+  if (!peek) return notFound(pk);
+  const order = await deps.store.order(tx, peek.orderId, true);
+  const op = await deps.store.operation(tx, pk, true);
+  if (!order || !op) return notFound(pk);
+  return ok({ order, op });
+}
+
+/** The routing step a (rework) operation belongs to: KPIs count rework against the step it repairs. */
+export async function routingStepOf(deps: ExecutionDeps, tx: Tx, op: OrderOperation): Promise<string> {
+  let current = op;
+  while (current.reworkOf !== null) {
+    const parent = await deps.store.operation(tx, current.reworkOf);
+    if (!parent) break;
+    current = parent;
+  }
+  return current.operationId;
+}
+
+/** Pause, resume, hold and release: a state change with its activity, audit entry and outbox event. */
+export async function changeOperationState(
+  deps: ExecutionDeps,
+  tx: Tx,
+  actor: Actor,
+  pk: number,
+  event: Extract<OperationEvent, 'pause' | 'resume' | 'hold' | 'release'>,
+  reason: string | null,
+  ctx: CommandContext,
+): Promise<Result<OperationView>> {
+  const locked = await lockOperation(deps, tx, pk);
+  if (!locked.ok) return locked;
+  const { order, op } = locked.value;
+  if (
+    (event === 'resume' || event === 'release') &&
+    (order.state === 'OnHold' || order.state === 'Cancelled')
+  ) {
+    return fail(
+      'LOOM_ORDER_ILLEGAL_TRANSITION',
+      `Order ${order.id} is ${order.state}; release the order first.`,
+      {
+        details: { currentState: order.state },
+      },
+    );
+  }
+  if ((event === 'hold' || event === 'release') && !reason) {
+    return fail('LOOM_VALIDATION_FAILED', `A ${event} needs a reason.`, {
+      issues: [{ path: 'reason', message: 'is required' }],
+    });
+  }
+  const next = transitionOperation(op.state, event, op.heldFrom);
+  if (!next.ok) return next;
+  const now = deps.clock.now();
+  const updated = await deps.store.updateOperation(tx, op.pk, {
+    state: next.value,
+    heldFrom: event === 'hold' ? op.state : null,
+  });
+  await deps.store.addActivity(tx, {
+    operationPk: op.pk,
+    kind: event,
+    actor: actor.username,
+    workUnitId: op.workUnitId,
+    detail: reason ? { reason } : undefined,
+    at: now,
+  });
+  await deps.audit.append(tx, {
+    actor,
+    action: `operation.${event === 'hold' ? 'held' : event === 'release' ? 'released' : event === 'pause' ? 'paused' : 'resumed'}`,
+    entityType: 'order-operation',
+    entityId: String(op.pk),
+    reason,
+    oldValue: { state: op.state },
+    newValue: { state: updated.state },
+    requestId: ctx.requestId,
+  });
+  await deps.outbox.add(tx, {
+    aggregateType: 'production-order',
+    aggregateId: op.orderId,
+    eventType: `Operation${event === 'hold' ? 'Held' : event === 'release' ? 'Released' : event === 'pause' ? 'Paused' : 'Resumed'}`,
+    payload: {
+      order: op.orderId,
+      operation: op.operationId,
+      state: updated.state,
+      reason,
+      at: now.toISOString(),
+    },
+  });
+  return ok(operationView(updated));
+}
+
+export interface CompleteOperationInput {
+  readonly good: unknown;
+  readonly scrap?: unknown;
+  readonly scrapCause?: string | null;
+}
+
+/**
+ * Completes a running operation with its good and scrap quantities (exact), records the production
+ * events KPIs are computed from, readies the next routing step with the good quantity as its plan,
+ * and completes the order when nothing is left. The row locks make a second, concurrent completion
+ * see the operation Completed and fail: nothing is counted twice.
+ */
+export async function completeOperation(
+  deps: ExecutionDeps,
+  tx: Tx,
+  actor: Actor,
+  pk: number,
+  input: CompleteOperationInput,
+  ctx: CommandContext,
+): Promise<Result<{ operation: OperationView; orderState: string; next: OperationView | null }>> {
+  const good = parseNonNegativeQuantity(input.good, 'good');
+  if (!good.ok) return good;
+  const scrap =
+    input.scrap === undefined
+      ? { ok: true as const, value: ZERO }
+      : parseNonNegativeQuantity(input.scrap, 'scrap');
+  if (!scrap.ok) return scrap;
+  if (good.value === ZERO && scrap.value === ZERO) {
+    return fail('LOOM_VALIDATION_FAILED', 'Report a good or a scrap quantity greater than 0.', {
+      issues: [{ path: 'good', message: 'good and scrap are both 0' }],
+    });
+  }
+  if (scrap.value > ZERO && !input.scrapCause) {
+    return fail('LOOM_VALIDATION_FAILED', 'Scrap needs a cause (a reason code).', {
+      issues: [{ path: 'scrapCause', message: 'is required when scrap > 0' }],
+    });
+  }
+  if (input.scrapCause && !(await deps.store.reasonCodeExists(tx, input.scrapCause))) {
+    return fail('LOOM_VALIDATION_FAILED', `Scrap cause '${input.scrapCause}' is not a reason code.`, {
+      issues: [{ path: 'scrapCause', message: 'must be an active reason code (GET /api/reason-codes)' }],
+    });
+  }
+  const locked = await lockOperation(deps, tx, pk);
+  if (!locked.ok) return locked;
+  const { order, op } = locked.value;
+  const next = transitionOperation(op.state, 'complete');
+  if (!next.ok) return next;
+
+  const now = deps.clock.now();
+  const step = await routingStepOf(deps, tx, op);
+  const completed = await deps.store.updateOperation(tx, op.pk, {
+    state: next.value,
+    completedAt: now,
+    completedBy: actor.username,
+    goodQuantity: add(op.goodQuantity, good.value),
+    scrapQuantity: add(op.scrapQuantity, scrap.value),
+  });
+  const event = (kind: 'good' | 'scrap', quantity: Quantity, causeCode: string | null) =>
+    deps.store.addProductionEvent(tx, {
+      kind,
+      quantity,
+      order,
+      operation: op,
+      routingStep: step,
+      workUnitId: op.workUnitId,
+      causeCode,
+      firstPass: !op.isRework,
+      at: now,
+    });
+  if (good.value > ZERO) await event('good', good.value, null);
+  if (scrap.value > ZERO) await event('scrap', scrap.value, input.scrapCause ?? null);
+
+  const ops = await deps.store.operations(tx, op.orderId);
+  let readied: OrderOperation | null = null;
+  if (!op.isRework) {
+    const following = ops.find((o) => !o.isRework && o.sequence > op.sequence);
+    if (following && following.state === 'Pending') {
+      readied = await deps.store.updateOperation(tx, following.pk, {
+        state: 'Ready',
+        ...(completed.goodQuantity > ZERO ? { plannedQuantity: completed.goodQuantity } : {}),
+      });
+    }
+  }
+  let orderState = order.state;
+  const allDone = ops.every((o) => (o.pk === op.pk ? true : o.state === 'Completed'));
+  if (allDone) {
+    const t = transitionOrder(order.state, 'complete');
+    if (t.ok) {
+      const done = await deps.store.updateOrder(tx, order.id, { state: t.value, completedAt: now });
+      orderState = done.state;
+      const last = ops.filter((o) => !o.isRework).at(-1);
+      const finalGood = last?.pk === op.pk ? completed.goodQuantity : (last?.goodQuantity ?? ZERO);
+      await deps.outbox.add(tx, {
+        aggregateType: 'production-order',
+        aggregateId: order.id,
+        eventType: 'OrderCompleted',
+        payload: { order: orderView(done), goodQuantity: formatQuantity(finalGood), at: now.toISOString() },
+      });
+    }
+  }
+  await deps.store.addActivity(tx, {
+    operationPk: op.pk,
+    kind: 'complete',
+    actor: actor.username,
+    workUnitId: op.workUnitId,
+    detail: {
+      good: formatQuantity(good.value),
+      scrap: formatQuantity(scrap.value),
+      scrapCause: input.scrapCause ?? null,
+    },
+    at: now,
+  });
+  await deps.audit.append(tx, {
+    actor,
+    action: 'operation.completed',
+    entityType: 'order-operation',
+    entityId: String(op.pk),
+    oldValue: {
+      state: op.state,
+      good: formatQuantity(op.goodQuantity),
+      scrap: formatQuantity(op.scrapQuantity),
+    },
+    newValue: {
+      state: completed.state,
+      good: formatQuantity(completed.goodQuantity),
+      scrap: formatQuantity(completed.scrapQuantity),
+      scrapCause: input.scrapCause ?? null,
+    },
+    requestId: ctx.requestId,
+  });
+  await deps.outbox.add(tx, {
+    aggregateType: 'production-order',
+    aggregateId: order.id,
+    eventType: 'OperationCompleted',
+    payload: {
+      order: order.id,
+      externalId: order.externalId,
+      operation: op.operationId,
+      isRework: op.isRework,
+      workUnit: op.workUnitId,
+      good: formatQuantity(good.value),
+      scrap: formatQuantity(scrap.value),
+      scrapCause: input.scrapCause ?? null,
+      unit: order.unitId,
+      at: now.toISOString(),
+    },
+  });
+  return ok({
+    operation: operationView(completed),
+    orderState,
+    next: readied ? operationView(readied) : null,
+  });
+}

@@ -1,0 +1,436 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createTestApp, type TestApp } from '../support/app.ts';
+import { importExamplePlant } from '../support/plant.ts';
+
+let t: TestApp;
+let planner: string;
+let anna: { cookie: string; password: string };
+let jonas: { cookie: string; password: string };
+let sam: { cookie: string; password: string };
+let supervisor: { cookie: string; password: string };
+
+before(async () => {
+  t = await createTestApp();
+  await importExamplePlant(t);
+  planner = (await t.userWithRoles('planner', ['supervisor'])).cookie;
+  anna = await t.userWithRoles('anna.berger', ['operator']);
+  jonas = await t.userWithRoles('jonas.weber', ['operator']);
+  sam = await t.userWithRoles('sam.okafor', ['operator']);
+  supervisor = await t.userWithRoles('sup.meier', ['supervisor']);
+});
+after(async () => {
+  await t?.close();
+});
+
+interface Op {
+  id: number;
+  operation: string;
+  state: string;
+  sequence: number;
+  plannedQuantity: string;
+  goodQuantity: string;
+}
+
+async function createOrder(body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  return t.app.inject({
+    method: 'POST',
+    url: '/api/orders',
+    headers: { cookie: planner, ...headers },
+    payload: body,
+  });
+}
+async function newOrder(quantity = 10, extra: Record<string, unknown> = {}) {
+  const res = await createOrder({ product: 'compact-sedan', quantity, ...extra });
+  assert.equal(res.statusCode, 201, res.body);
+  return res.json<{ order: { id: string; state: string }; operations: Op[] }>();
+}
+const post = (url: string, cookie: string, payload?: object, headers: Record<string, string> = {}) =>
+  t.app.inject({ method: 'POST', url, headers: { cookie, ...headers }, payload: payload ?? {} });
+
+async function audit(entityType: string, entityId: string) {
+  const r = await t.app.inject({
+    method: 'GET',
+    url: `/api/audit?entityType=${entityType}&entityId=${entityId}`,
+    headers: { cookie: await t.adminCookie() },
+  });
+  return r.json<{
+    entries: {
+      action: string;
+      actorName: string;
+      reason: string | null;
+      oldValue: unknown;
+      newValue: unknown;
+      signature: unknown;
+    }[];
+  }>().entries;
+}
+
+describe('production orders', () => {
+  it('expands an order into operations from the routing, first Ready, the rest Pending', async () => {
+    const { order, operations } = await newOrder(10, { externalId: 'SAP-4711', priority: 3 });
+    assert.match(order.id, /^PO-\d{6}$/);
+    assert.equal(order.state, 'Released');
+    assert.deepEqual(
+      operations.map((o) => [o.operation, o.state, o.sequence]),
+      [
+        ['10', 'Ready', 100],
+        ['20', 'Pending', 200],
+        ['30', 'Pending', 300],
+        ['40', 'Pending', 400],
+        ['50', 'Pending', 500],
+        ['60', 'Pending', 600],
+      ],
+    );
+    const entries = await audit('production-order', order.id);
+    assert.equal(entries[0]?.action, 'order.created');
+    const outbox = await t.database.db.query('SELECT event_type FROM outbox_events WHERE aggregate_id = $1', [
+      order.id,
+    ]);
+    assert.deepEqual(
+      outbox.rows.map((r) => r.event_type),
+      ['OrderReleased'],
+    );
+  });
+
+  it('is idempotent on the external id: a repeat returns the same order, a change updates it while not started', async () => {
+    const first = await createOrder({ externalId: 'SAP-1', product: 'compact-sedan', quantity: 5 });
+    const again = await createOrder({ externalId: 'SAP-1', product: 'compact-sedan', quantity: 5 });
+    assert.equal(again.statusCode, 200);
+    assert.equal(again.json().order.id, first.json().order.id);
+    assert.equal(again.json().outcome, 'unchanged');
+    const changed = await createOrder({ externalId: 'SAP-1', product: 'compact-sedan', quantity: 7 });
+    assert.equal(changed.statusCode, 200);
+    assert.equal(changed.json().outcome, 'updated');
+    assert.equal(changed.json().order.quantity, '7');
+    const count = await t.database.db.query(
+      `SELECT count(*)::int AS n FROM production_orders WHERE external_id = 'SAP-1'`,
+    );
+    assert.equal(count.rows[0]!.n, 1);
+  });
+
+  it('refuses unknown products, negative and non-numeric quantities, and changes nothing', async () => {
+    const before = await t.database.db.query('SELECT count(*)::int AS n FROM production_orders');
+    for (const [body, path] of [
+      [{ product: 'flying-car', quantity: 1 }, 'product'],
+      [{ product: 'compact-sedan', quantity: -3 }, 'quantity'],
+      [{ product: 'compact-sedan', quantity: 'ten' }, 'quantity'],
+      [{ product: 'compact-sedan', quantity: 1.0000001 }, 'quantity'],
+    ] as const) {
+      const res = await createOrder(body);
+      assert.ok(res.statusCode === 422 || res.statusCode === 400, `${res.statusCode} ${res.body}`);
+      assert.equal(res.json().issues[0].path, path);
+    }
+    const after = await t.database.db.query('SELECT count(*)::int AS n FROM production_orders');
+    assert.equal(after.rows[0]!.n, before.rows[0]!.n);
+  });
+
+  it('forbids operators from creating orders', async () => {
+    const res = await post('/api/orders', anna.cookie, { product: 'compact-sedan', quantity: 1 });
+    assert.equal(res.statusCode, 403);
+  });
+});
+
+describe('start checks', () => {
+  it('starts a qualified operator on an able machine, and the order goes InProgress', async () => {
+    const { order, operations } = await newOrder(2);
+    const res = await post(`/api/operations/${operations[0]!.id}/start`, anna.cookie, {
+      workUnit: 'weld-robot-1',
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.json().operation.state, 'Running');
+    assert.equal(res.json().operation.person, 'op-anna-berger');
+    const o = await t.app.inject({
+      method: 'GET',
+      url: `/api/orders/${order.id}`,
+      headers: { cookie: anna.cookie },
+    });
+    assert.equal(o.json().order.state, 'InProgress');
+    const entries = await audit('order-operation', String(operations[0]!.id));
+    assert.equal(entries.at(-1)?.action, 'operation.started');
+  });
+
+  it('refuses an operator whose qualification expired, naming it and its expiry date; nothing changes', async () => {
+    const { operations } = await newOrder(1);
+    await t.database.db.query(
+      `UPDATE order_operations SET required_qualifications = '{torque-tooling}' WHERE id = $1`,
+      [operations[0]!.id],
+    );
+    const res = await post(`/api/operations/${operations[0]!.id}/start`, jonas.cookie, {
+      workUnit: 'weld-robot-2',
+    });
+    assert.equal(res.statusCode, 409);
+    assert.equal(res.json().code, 'LOOM_START_REFUSED');
+    assert.match(res.json().detail, /'torque-tooling' expired on 2025-02-28/);
+    const op = await t.app.inject({
+      method: 'GET',
+      url: `/api/operations/${operations[0]!.id}`,
+      headers: { cookie: anna.cookie },
+    });
+    assert.equal(op.json().state, 'Ready');
+  });
+
+  it('lets a trainee start only with a qualified trainer co-signing', async () => {
+    const { operations } = await newOrder(1);
+    const url = `/api/operations/${operations[0]!.id}/start`;
+    const alone = await post(url, sam.cookie, { workUnit: 'weld-robot-1' });
+    assert.equal(alone.statusCode, 409);
+    const badPw = await post(url, sam.cookie, {
+      workUnit: 'weld-robot-1',
+      trainer: { username: 'anna.berger', password: 'wrong-password-x' },
+    });
+    assert.equal(badPw.statusCode, 401);
+    const ok = await post(url, sam.cookie, {
+      workUnit: 'weld-robot-1',
+      trainer: { username: 'anna.berger', password: anna.password },
+    });
+    assert.equal(ok.statusCode, 200, ok.body);
+    const entries = await audit('order-operation', String(operations[0]!.id));
+    assert.ok(entries.some((e) => e.action === 'operation.trainer-cosigned' && e.signature));
+  });
+
+  it('refuses a machine that is Down, then a supervisor override with signature and reason lets the operator start', async () => {
+    const { operations } = await newOrder(1);
+    const down = await t.app.inject({
+      method: 'PUT',
+      url: '/api/equipment/weld-robot-3/state',
+      headers: { cookie: supervisor.cookie },
+      payload: { state: 'Down', reason: 'electrode tip worn' },
+    });
+    assert.equal(down.statusCode, 200, down.body);
+    const url = `/api/operations/${operations[0]!.id}/start`;
+    const refused = await post(url, anna.cookie, { workUnit: 'weld-robot-3' });
+    assert.equal(refused.statusCode, 409);
+    assert.match(refused.json().detail, /weld-robot-3 is Down \(electrode tip worn\)/);
+    const notSupervisor = await post(url, anna.cookie, {
+      workUnit: 'weld-robot-3',
+      override: {
+        username: 'jonas.weber',
+        password: jonas.password,
+        reason: 'tips changed, state not yet reset',
+      },
+    });
+    assert.equal(notSupervisor.statusCode, 403);
+    const overridden = await post(url, anna.cookie, {
+      workUnit: 'weld-robot-3',
+      override: {
+        username: 'sup.meier',
+        password: supervisor.password,
+        reason: 'tips changed, state not yet reset',
+      },
+    });
+    assert.equal(overridden.statusCode, 200, overridden.body);
+    const entries = await audit('order-operation', String(operations[0]!.id));
+    const e = entries.find((x) => x.action === 'operation.started-with-override')!;
+    assert.equal(e.reason, 'tips changed, state not yet reset');
+    assert.ok(e.signature);
+    await t.app.inject({
+      method: 'PUT',
+      url: '/api/equipment/weld-robot-3/state',
+      headers: { cookie: supervisor.cookie },
+      payload: { state: 'Idle' },
+    });
+  });
+
+  it('refuses a work unit that is not allowed for the operation', async () => {
+    const { operations } = await newOrder(1);
+    const res = await post(`/api/operations/${operations[0]!.id}/start`, anna.cookie, {
+      workUnit: 'paint-oven-1',
+    });
+    assert.equal(res.statusCode, 422);
+    assert.equal(res.json().code, 'LOOM_START_WRONG_WORK_UNIT');
+  });
+
+  it('refuses to start an operation whose predecessor is not complete', async () => {
+    const { operations } = await newOrder(1);
+    const res = await post(`/api/operations/${operations[1]!.id}/start`, anna.cookie, {
+      workUnit: 'paint-booth-1',
+    });
+    assert.equal(res.statusCode, 409);
+    assert.match(res.json().detail, /it is Pending/);
+  });
+});
+
+describe('running, completing and holding', () => {
+  it('pauses, resumes and completes with exact quantities; the next step is readied with the good quantity', async () => {
+    const { order, operations } = await newOrder(10);
+    const id = operations[0]!.id;
+    await post(`/api/operations/${id}/start`, anna.cookie, { workUnit: 'weld-robot-1' });
+    assert.equal((await post(`/api/operations/${id}/pause`, anna.cookie, {})).json().state, 'Paused');
+    const notRunning = await post(`/api/operations/${id}/complete`, anna.cookie, { good: 9 });
+    assert.equal(notRunning.statusCode, 409);
+    assert.match(notRunning.json().detail, /it is Paused/);
+    assert.equal((await post(`/api/operations/${id}/resume`, anna.cookie, {})).json().state, 'Running');
+    const done = await post(`/api/operations/${id}/complete`, anna.cookie, {
+      good: '9',
+      scrap: '1',
+      scrapCause: 'weld',
+    });
+    assert.equal(done.statusCode, 200, done.body);
+    assert.equal(done.json().operation.goodQuantity, '9');
+    assert.equal(done.json().next.state, 'Ready');
+    assert.equal(done.json().next.plannedQuantity, '9');
+    const events = await t.database.db.query(
+      'SELECT kind, quantity::text AS q, cause_code, first_pass FROM production_events WHERE order_id = $1 ORDER BY id',
+      [order.id],
+    );
+    assert.deepEqual(events.rows, [
+      { kind: 'good', q: '9.000000', cause_code: null, first_pass: true },
+      { kind: 'scrap', q: '1.000000', cause_code: 'weld', first_pass: true },
+    ]);
+    const outbox = await t.database.db.query(
+      'SELECT event_type FROM outbox_events WHERE aggregate_id = $1 ORDER BY id',
+      [order.id],
+    );
+    assert.ok(outbox.rows.some((r) => r.event_type === 'OperationCompleted'));
+  });
+
+  it('refuses scrap without a cause, or with an unknown one', async () => {
+    const { operations } = await newOrder(2);
+    const id = operations[0]!.id;
+    await post(`/api/operations/${id}/start`, anna.cookie, { workUnit: 'weld-robot-1' });
+    assert.equal(
+      (await post(`/api/operations/${id}/complete`, anna.cookie, { good: 1, scrap: 1 })).statusCode,
+      400,
+    );
+    assert.equal(
+      (
+        await post(`/api/operations/${id}/complete`, anna.cookie, {
+          good: 1,
+          scrap: 1,
+          scrapCause: 'gremlins',
+        })
+      ).statusCode,
+      400,
+    );
+    const op = await t.app.inject({
+      method: 'GET',
+      url: `/api/operations/${id}`,
+      headers: { cookie: anna.cookie },
+    });
+    assert.equal(op.json().state, 'Running');
+  });
+
+  it('never double-counts two concurrent completions of one operation', async () => {
+    const { operations } = await newOrder(4);
+    const id = operations[0]!.id;
+    await post(`/api/operations/${id}/start`, anna.cookie, { workUnit: 'weld-robot-1' });
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => post(`/api/operations/${id}/complete`, anna.cookie, { good: 4 })),
+    );
+    assert.equal(results.filter((r) => r.statusCode === 200).length, 1);
+    assert.ok(results.filter((r) => r.statusCode !== 200).every((r) => r.statusCode === 409));
+    const ev = await t.database.db.query(
+      `SELECT sum(quantity)::text AS s FROM production_events WHERE operation_pk = $1`,
+      [id],
+    );
+    assert.equal(ev.rows[0]!.s, '4.000000');
+  });
+
+  it('replays a completion retried with the same Idempotency-Key, and refuses the key for another body', async () => {
+    const { operations } = await newOrder(3);
+    const id = operations[0]!.id;
+    await post(`/api/operations/${id}/start`, anna.cookie, { workUnit: 'weld-robot-2' });
+    const key = { 'idempotency-key': `complete-${id}` };
+    const a = await post(`/api/operations/${id}/complete`, anna.cookie, { good: 3 }, key);
+    const b = await post(`/api/operations/${id}/complete`, anna.cookie, { good: 3 }, key);
+    assert.equal(a.statusCode, 200);
+    assert.equal(b.statusCode, 200);
+    assert.equal(b.headers['idempotent-replayed'], 'true');
+    assert.deepEqual(b.json(), a.json());
+    const c = await post(`/api/operations/${id}/complete`, anna.cookie, { good: 2 }, key);
+    assert.equal(c.statusCode, 422);
+    assert.equal(c.json().code, 'LOOM_IDEMPOTENCY_KEY_REUSED');
+  });
+
+  it('holds and releases an order; a held order’s operations cannot start', async () => {
+    const { order, operations } = await newOrder(1);
+    const q = await t.userWithRoles('qe.hold', ['quality']);
+    const held = await post(`/api/orders/${order.id}/hold`, q.cookie, {
+      reason: 'supplier alert on body panels',
+    });
+    assert.equal(held.statusCode, 200, held.body);
+    assert.equal(held.json().state, 'OnHold');
+    const start = await post(`/api/operations/${operations[0]!.id}/start`, anna.cookie, {
+      workUnit: 'weld-robot-1',
+    });
+    assert.equal(start.statusCode, 409);
+    assert.match(start.json().detail, /OnHold/);
+    const released = await post(`/api/orders/${order.id}/release`, q.cookie, { reason: 'alert cleared' });
+    assert.equal(released.json().state, 'Released');
+    const noReason = await post(`/api/orders/${order.id}/hold`, q.cookie, {});
+    assert.equal(noReason.statusCode, 400);
+  });
+
+  it('runs a whole order to Completed and reports OrderCompleted', async () => {
+    const { order, operations } = await newOrder(1);
+    const users: Record<string, { cookie: string }> = {
+      '10': anna,
+      '20': anna,
+      '30': await t.userWithRoles('marco.rossi', ['operator']),
+      '40': anna,
+      '50': await t.userWithRoles('lena.hofmann', ['operator']),
+      '60': { cookie: '' },
+    };
+    users['60'] = users['50']!;
+    const units: Record<string, string> = {
+      '10': 'weld-robot-1',
+      '20': 'paint-booth-1',
+      '30': 'paint-oven-1',
+      '40': 'asm-station-10',
+      '50': 'asm-station-20',
+      '60': 'eol-tester-1',
+    };
+    for (const op of operations) {
+      const who = users[op.operation]!.cookie;
+      const s = await post(`/api/operations/${op.id}/start`, who, { workUnit: units[op.operation] });
+      assert.equal(s.statusCode, 200, `${op.operation}: ${s.body}`);
+      const c = await post(`/api/operations/${op.id}/complete`, who, { good: 1 });
+      assert.equal(c.statusCode, 200, c.body);
+    }
+    const o = await t.app.inject({
+      method: 'GET',
+      url: `/api/orders/${order.id}`,
+      headers: { cookie: anna.cookie },
+    });
+    assert.equal(o.json().order.state, 'Completed');
+    const outbox = await t.database.db.query(
+      `SELECT payload FROM outbox_events WHERE aggregate_id = $1 AND event_type = 'OrderCompleted'`,
+      [order.id],
+    );
+    assert.equal(outbox.rows[0]!.payload.goodQuantity, '1');
+    assert.equal((await t.loom.audit.verify()).ok, true);
+  });
+});
+
+describe('dispatch', () => {
+  it('lists a work center’s work by priority, then due date, with predecessors respected', async () => {
+    const low = await newOrder(1, { priority: 900 });
+    const urgent = await newOrder(1, { priority: 1 });
+    const dueSoon = await newOrder(1, { priority: 900, dueAt: '2026-12-01T06:00:00Z' });
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/api/dispatch?workCenter=body-line-1',
+      headers: { cookie: anna.cookie },
+    });
+    assert.equal(res.statusCode, 200);
+    const ids = res.json<{ order: string; operation: string }[]>().map((e) => e.order);
+    assert.ok(ids.indexOf(urgent.order.id) < ids.indexOf(dueSoon.order.id));
+    assert.ok(ids.indexOf(dueSoon.order.id) < ids.indexOf(low.order.id));
+    const paint = await t.app.inject({
+      method: 'GET',
+      url: '/api/dispatch?workCenter=paint-line-1',
+      headers: { cookie: anna.cookie },
+    });
+    assert.ok(
+      !paint.json<{ order: string }[]>().some((e) => e.order === low.order.id),
+      'step 20 waits for step 10',
+    );
+    const unit = await t.app.inject({
+      method: 'GET',
+      url: '/api/dispatch?workUnit=weld-robot-1',
+      headers: { cookie: anna.cookie },
+    });
+    assert.ok(unit.json<{ order: string }[]>().some((e) => e.order === urgent.order.id));
+  });
+});
