@@ -14,8 +14,10 @@ import { postgresUserStore } from '../adapters/db/postgres-user-store.ts';
 import { migrate } from '../adapters/db/migrate.ts';
 import { parsePlantFile } from '../adapters/plant-file/yaml-plant-file.ts';
 import type { ImportSummary } from '../app/plant/import-plant-model.ts';
+import { formatTraceTree } from '../app/material/trace-text.ts';
 import { createLogger } from './logger.ts';
 import { openDatabase } from './open-database.ts';
+import { genealogyTrace } from './material-feature.ts';
 import { plantService } from './plant-feature.ts';
 import { startServer } from './server.ts';
 
@@ -169,6 +171,24 @@ program
         out(`${v.entries} entries before it verified.`);
         process.exitCode = 3;
       }
+    }),
+  );
+
+program
+  .command('trace <lot>')
+  .description(
+    'print the genealogy of a lot or serial as an indented tree: what it was made from, or with --forward what it went into',
+  )
+  .option('--forward', 'trace forward (where it went) instead of backward (what it came from)')
+  .action((lot: string, o: { forward?: boolean }) =>
+    withStore(program.opts(), async (s) => {
+      const r = await genealogyTrace(s.db).trace(lot, o.forward ? 'forward' : 'backward');
+      if (!r.ok) {
+        process.stderr.write(`${r.error.message}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      out(formatTraceTree(r.value));
     }),
   );
 

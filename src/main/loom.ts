@@ -11,6 +11,7 @@ import type { AuditTrail, PasswordHasher, UnitOfWork } from '../app/ports.ts';
 import type { LoomConfig } from '../config/config.ts';
 import { systemClock, type Clock } from '../domain/shared/clock.ts';
 import { executionFeature } from './execution-feature.ts';
+import { materialFeature } from './material-feature.ts';
 import { plantFeature } from './plant-feature.ts';
 
 export interface Loom {
@@ -57,6 +58,7 @@ export async function composeLoom(deps: {
     features: [
       plantFeature({ db: deps.db, uow, audit, clock }),
       executionFeature({ db: deps.db, uow, audit, clock, auth, timeZone: deps.config.plantTimeZone }),
+      materialFeature({ db: deps.db, uow, audit, auth }),
     ],
     readiness: async () => {
       const checks: Record<string, { ok: boolean; detail?: string }> = {};

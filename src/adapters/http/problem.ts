@@ -84,6 +84,8 @@ export interface Problem {
 export function problemOf(error: DomainError, req?: FastifyRequest): Problem {
   const status = statusOf(error.code);
   return {
+    // Details first: the fixed members below must win over a detail that happens to share a name.
+    ...(error.details ?? {}),
     type: `https://loom-mes.org/errors#${error.code}`,
     title: error.code,
     status,
@@ -91,7 +93,6 @@ export function problemOf(error: DomainError, req?: FastifyRequest): Problem {
     code: error.code,
     ...(req ? { instance: req.url, requestId: req.id } : {}),
     ...(error.issues ? { issues: error.issues } : {}),
-    ...(error.details ?? {}),
   };
 }
 

@@ -1,0 +1,175 @@
+import type { Quantity } from '../../domain/shared/quantity.ts';
+import type { Tx } from '../ports.ts';
+
+export const LOT_STATUSES = ['Released', 'Quarantine', 'Blocked', 'Consumed'] as const;
+export type LotStatus = (typeof LOT_STATUSES)[number];
+export type LotKind = 'lot' | 'serial';
+export type GenealogyKind = 'consume' | 'split' | 'merge';
+
+/** A lot (a quantity of one material) or a serial (one unit of it). */
+export interface Lot {
+  readonly id: string;
+  readonly kind: LotKind;
+  readonly materialId: string;
+  readonly quantity: Quantity;
+  readonly unitId: string;
+  readonly status: LotStatus;
+  readonly location: string | null;
+  readonly supplierLot: string | null;
+  readonly producedBy: number | null;
+  readonly orderId: string | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface MaterialInfo {
+  readonly id: string;
+  readonly unitId: string;
+  readonly class: string;
+  readonly tracking: 'lot' | 'serial' | 'none';
+}
+
+/** What consuming and producing need to know about an order operation (a snapshot, locked). */
+export interface OperationForMaterial {
+  readonly pk: number;
+  readonly orderId: string;
+  readonly operationId: string;
+  readonly name: string;
+  readonly state: string;
+  readonly workUnitId: string | null;
+  readonly personId: string | null;
+  readonly orderMaterialId: string;
+  /** The BOM snapshot: `[{material, quantity, unit?}]`. */
+  readonly bom: readonly unknown[];
+}
+
+export interface NewLot {
+  readonly id: string;
+  readonly kind: LotKind;
+  readonly materialId: string;
+  readonly quantity: Quantity;
+  readonly unitId: string;
+  readonly status: LotStatus;
+  readonly location: string | null;
+  readonly supplierLot: string | null;
+  readonly producedBy: number | null;
+  readonly orderId: string | null;
+}
+
+export interface NewEdge {
+  readonly fromLot: string;
+  readonly toLot: string;
+  readonly kind: GenealogyKind;
+  readonly quantity: Quantity;
+  readonly operationPk: number | null;
+  readonly actor: string;
+  readonly personId: string | null;
+  readonly equipmentId: string | null;
+}
+
+export interface Consumption {
+  readonly id: number;
+  readonly operationPk: number;
+  readonly lotId: string;
+  readonly intoLotId: string | null;
+  readonly quantity: Quantity;
+  readonly actor: string;
+  readonly personId: string | null;
+  readonly equipmentId: string | null;
+  readonly at: Date;
+}
+
+export interface LotFilter {
+  readonly materialId?: string;
+  readonly status?: LotStatus;
+  readonly limit: number;
+}
+
+/** Lots, consumptions and the operation rows they hang off. Every write takes the caller's Tx. */
+export interface LotStore {
+  get(tx: Tx | null, id: string): Promise<Lot | null>;
+  /** Locks the rows `FOR UPDATE` in id order (the fixed lock order: order → operation → lots by id). */
+  lockMany(tx: Tx, ids: readonly string[]): Promise<Lot[]>;
+  list(filter: LotFilter): Promise<Lot[]>;
+  /** `false` when the id is taken. */
+  insert(tx: Tx, lot: NewLot): Promise<Lot | false>;
+  update(tx: Tx, id: string, patch: Partial<Pick<Lot, 'quantity' | 'status' | 'location'>>): Promise<Lot>;
+  /**
+   * Takes `quantity` off a locked lot; a lot taken to 0 becomes Consumed. `false` when the CHECK
+   * (quantity >= 0) refused it: the row lock should make that impossible, the constraint makes sure.
+   */
+  take(tx: Tx, id: string, quantity: Quantity): Promise<Lot | false>;
+  material(tx: Tx | null, id: string): Promise<MaterialInfo | null>;
+  personOf(tx: Tx, username: string): Promise<string | null>;
+  /** The operation `FOR UPDATE`, so consumptions and outputs of one operation see each other. */
+  lockOperation(tx: Tx, pk: number): Promise<OperationForMaterial | null>;
+  insertConsumption(tx: Tx, c: Omit<Consumption, 'id' | 'at'>): Promise<Consumption>;
+  consumptionsWithoutInto(tx: Tx, operationPk: number): Promise<Consumption[]>;
+  producedBy(tx: Tx, operationPk: number): Promise<Lot[]>;
+}
+
+export interface GenealogyEdgeRecord {
+  readonly id: number;
+  readonly fromLot: string;
+  readonly toLot: string;
+  readonly kind: GenealogyKind;
+  readonly quantity: Quantity;
+  readonly depth: number;
+  readonly at: Date;
+  readonly actor: string;
+  readonly personId: string | null;
+  readonly personName: string | null;
+  readonly equipmentId: string | null;
+  readonly operation: {
+    readonly pk: number;
+    readonly orderId: string;
+    readonly operationId: string;
+    readonly name: string;
+    readonly workUnitId: string | null;
+  } | null;
+  readonly qualityResults: readonly QualityResultRecord[];
+}
+
+export interface QualityResultRecord {
+  readonly characteristicId: string;
+  readonly kind: string;
+  readonly value: string;
+  readonly lsl: string | null;
+  readonly usl: string | null;
+  readonly verdict: string;
+  readonly lotId: string | null;
+  readonly actor: string;
+  readonly at: string;
+}
+
+export interface TraceLot {
+  readonly id: string;
+  readonly kind: LotKind;
+  readonly materialId: string;
+  readonly materialName: string;
+  readonly materialClass: string;
+  readonly quantity: Quantity;
+  readonly unitId: string;
+  readonly status: LotStatus;
+  readonly orderId: string | null;
+  readonly supplierLot: string | null;
+  readonly hasOutgoing: boolean;
+}
+
+export interface OrderSummary {
+  readonly id: string;
+  readonly productId: string;
+  readonly externalId: string | null;
+  readonly state: string;
+}
+
+export interface GenealogyStore {
+  addEdges(tx: Tx, edges: readonly NewEdge[]): Promise<void>;
+  /**
+   * Every edge reachable from `lotId` (backward: towards what it was made from; forward: towards
+   * what it went into), each once, with its smallest depth; walks at most `maxDepth` levels.
+   */
+  walk(lotId: string, direction: 'backward' | 'forward', maxDepth: number): Promise<GenealogyEdgeRecord[]>;
+  lots(ids: readonly string[]): Promise<TraceLot[]>;
+  orders(ids: readonly string[]): Promise<OrderSummary[]>;
+}

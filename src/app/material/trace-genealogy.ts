@@ -1,0 +1,178 @@
+import { formatQuantity } from '../../domain/shared/quantity.ts';
+import { ok, type Result } from '../../domain/shared/result.ts';
+import { lotNotFound } from './lot-view.ts';
+import type {
+  GenealogyEdgeRecord,
+  GenealogyStore,
+  LotStore,
+  OrderSummary,
+  QualityResultRecord,
+  TraceLot,
+} from './material-ports.ts';
+
+/** Deeper than any real bill of materials; a genealogy this deep is a data error, not a product. */
+export const TRACE_DEPTH_LIMIT = 50;
+
+export type TraceDirection = 'backward' | 'forward';
+
+export interface TraceLotView {
+  readonly id: string;
+  readonly kind: string;
+  readonly material: string;
+  readonly materialName: string;
+  readonly materialClass: string;
+  readonly quantity: string;
+  readonly unit: string;
+  readonly status: string;
+  readonly orderId: string | null;
+  readonly supplierLot: string | null;
+}
+
+export interface TraceEdgeView {
+  readonly id: number;
+  readonly kind: string;
+  readonly from: string;
+  readonly to: string;
+  readonly quantity: string;
+  readonly at: string;
+  readonly actor: string;
+  readonly person: { readonly id: string; readonly name: string | null } | null;
+  readonly equipment: string | null;
+  readonly operation: {
+    readonly id: number;
+    readonly orderId: string;
+    readonly operationId: string;
+    readonly name: string;
+    readonly workUnit: string | null;
+  } | null;
+  readonly qualityResults: readonly QualityResultRecord[];
+}
+
+/**
+ * One lot in the tree, reached through `via`. Genealogy is a graph (a split lot can come back
+ * together in one unit): a lot is expanded the first time it appears; later appearances are
+ * marked `repeated` and point to it, so the answer stays as large as the graph, not its paths.
+ */
+export interface TraceNode {
+  readonly lot: TraceLotView;
+  readonly via?: TraceEdgeView;
+  readonly repeated?: true;
+  readonly children: TraceNode[];
+}
+
+export interface TraceView {
+  readonly direction: TraceDirection;
+  readonly root: TraceNode;
+  readonly lots: number;
+  readonly edges: number;
+  readonly depthLimit: number;
+  /** True when the walk stopped at the depth limit with edges beyond it. */
+  readonly depthLimitReached: boolean;
+}
+
+export interface RecallView {
+  readonly suspect: TraceLotView;
+  /** Every finished unit or lot the suspect reached: forward leaves and lots of class finished. */
+  readonly finished: TraceLotView[];
+  readonly orders: OrderSummary[];
+  readonly reachedLots: number;
+}
+
+const lotOut = (l: TraceLot): TraceLotView => ({
+  id: l.id,
+  kind: l.kind,
+  material: l.materialId,
+  materialName: l.materialName,
+  materialClass: l.materialClass,
+  quantity: formatQuantity(l.quantity),
+  unit: l.unitId,
+  status: l.status,
+  orderId: l.orderId,
+  supplierLot: l.supplierLot,
+});
+
+const edgeOut = (e: GenealogyEdgeRecord): TraceEdgeView => ({
+  id: e.id,
+  kind: e.kind,
+  from: e.fromLot,
+  to: e.toLot,
+  quantity: formatQuantity(e.quantity),
+  at: e.at.toISOString(),
+  actor: e.actor,
+  person: e.personId === null ? null : { id: e.personId, name: e.personName },
+  equipment: e.equipmentId,
+  operation:
+    e.operation === null
+      ? null
+      : {
+          id: e.operation.pk,
+          orderId: e.operation.orderId,
+          operationId: e.operation.operationId,
+          name: e.operation.name,
+          workUnit: e.operation.workUnitId,
+        },
+  qualityResults: e.qualityResults,
+});
+
+export class GenealogyTrace {
+  readonly #lots: LotStore;
+  readonly #genealogy: GenealogyStore;
+
+  constructor(deps: { lots: LotStore; genealogy: GenealogyStore }) {
+    this.#lots = deps.lots;
+    this.#genealogy = deps.genealogy;
+  }
+
+  /** Backward: what `id` was made from, all levels down to received material. Forward: what it went into. */
+  async trace(id: string, direction: TraceDirection): Promise<Result<TraceView>> {
+    if (!(await this.#lots.get(null, id))) return lotNotFound(id);
+    const edges = await this.#genealogy.walk(id, direction, TRACE_DEPTH_LIMIT);
+    const lotIds = new Set([id, ...edges.flatMap((e) => [e.fromLot, e.toLot])]);
+    const lots = new Map((await this.#genealogy.lots([...lotIds])).map((l) => [l.id, lotOut(l)]));
+    const next = new Map<string, GenealogyEdgeRecord[]>();
+    for (const e of edges) {
+      const at = direction === 'backward' ? e.toLot : e.fromLot;
+      next.set(at, [...(next.get(at) ?? []), e]);
+    }
+    const expanded = new Set<string>();
+    const build = (lotId: string, via?: GenealogyEdgeRecord): TraceNode => {
+      const lot = lots.get(lotId)!;
+      const base = via ? { lot, via: edgeOut(via) } : { lot };
+      if (expanded.has(lotId)) return { ...base, repeated: true, children: [] };
+      expanded.add(lotId);
+      const children = (next.get(lotId) ?? []).map((e) =>
+        build(direction === 'backward' ? e.fromLot : e.toLot, e),
+      );
+      return { ...base, children };
+    };
+    return ok({
+      direction,
+      root: build(id),
+      lots: lotIds.size,
+      edges: edges.length,
+      depthLimit: TRACE_DEPTH_LIMIT,
+      depthLimitReached: edges.some((e) => e.depth >= TRACE_DEPTH_LIMIT),
+    });
+  }
+
+  /** From one suspect lot: every finished unit or lot it reached and every production order involved. */
+  async recall(id: string): Promise<Result<RecallView>> {
+    if (!(await this.#lots.get(null, id))) return lotNotFound(id);
+    const edges = await this.#genealogy.walk(id, 'forward', TRACE_DEPTH_LIMIT);
+    const reached = [...new Set(edges.map((e) => e.toLot))];
+    const lots = await this.#genealogy.lots([id, ...reached]);
+    const suspect = lots.find((l) => l.id === id)!;
+    const finished = lots
+      .filter((l) => l.id !== id && (!l.hasOutgoing || l.materialClass === 'finished'))
+      .sort((a, b) => a.id.localeCompare(b.id));
+    const orderIds = new Set<string>();
+    for (const e of edges) if (e.operation) orderIds.add(e.operation.orderId);
+    for (const l of lots) if (l.id !== id && l.orderId !== null) orderIds.add(l.orderId);
+    return ok({
+      suspect: lotOut(suspect),
+      finished: finished.map(lotOut),
+      orders: await this.#genealogy.orders([...orderIds]),
+      reachedLots: reached.length,
+    });
+  }
+}

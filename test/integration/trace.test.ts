@@ -1,0 +1,342 @@
+/**
+ * Genealogy over HTTP and the CLI on a real PostgreSQL: a three-level build (supplier lots →
+ * welded bodies → cars) traced backward and forward with operations, people, equipment and
+ * quality results on every edge; recall from a supplier lot; cycle protection.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { createTestApp, type TestApp } from '../support/app.ts';
+import { insertOperation, insertOrder } from '../support/execution-fixtures.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const EXAMPLE = readFileSync(path.join(ROOT, 'examples/plant.yaml'), 'utf8');
+
+let t: TestApp;
+let operator: string;
+let qa: string;
+
+const send = (method: 'GET' | 'POST', url: string, cookie: string, payload?: unknown) =>
+  t.app.inject({
+    method,
+    url,
+    headers: { cookie },
+    ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+  });
+
+async function ok(method: 'GET' | 'POST', url: string, cookie: string, payload?: unknown) {
+  const r = await send(method, url, cookie, payload);
+  assert.ok(r.statusCode < 300, `${method} ${url}: ${r.statusCode} ${r.body}`);
+  return r.json();
+}
+
+interface Node {
+  lot: { id: string; material: string; materialClass: string };
+  via?: {
+    kind: string;
+    quantity: string;
+    from: string;
+    to: string;
+    actor: string;
+    person: { id: string; name: string } | null;
+    equipment: string | null;
+    operation: { orderId: string; operationId: string; name: string; workUnit: string | null } | null;
+    qualityResults: { characteristicId: string; verdict: string; value: string }[];
+    at: string;
+  };
+  repeated?: boolean;
+  children: Node[];
+}
+
+const find = (n: Node, id: string): Node | undefined =>
+  n.lot.id === id && !n.repeated ? n : n.children.map((c) => find(c, id)).find((x) => x !== undefined);
+const ids = (n: Node): string[] => [n.lot.id, ...n.children.flatMap(ids)];
+
+let weld1: number;
+let weld2: number;
+let asm1: number;
+let asm2: number;
+
+before(async () => {
+  t = await createTestApp();
+  const admin = await t.adminCookie();
+  const imported = await t.app.inject({
+    method: 'POST',
+    url: '/api/plant/import',
+    headers: { cookie: admin, 'content-type': 'application/yaml' },
+    payload: EXAMPLE,
+  });
+  assert.equal(imported.statusCode, 200, imported.body);
+  operator = (await t.userWithRoles('anna.berger', ['operator'])).cookie;
+  qa = (await t.userWithRoles('quinn.qa', ['quality'])).cookie;
+  const db = t.database.db;
+
+  // Received material (level 3 from a car): panels, sealer, a supplier harness lot split in two.
+  await ok('POST', '/api/lots', qa, {
+    id: 'PANEL-L1',
+    material: 'body-panel',
+    quantity: 28,
+    status: 'Released',
+    supplierLot: 'PRESS-0815',
+  });
+  await ok('POST', '/api/lots', qa, {
+    id: 'SEAL-L1',
+    material: 'seam-sealer',
+    quantity: '5',
+    status: 'Released',
+  });
+  await ok('POST', '/api/lots', qa, {
+    id: 'HARN-SUP',
+    material: 'wiring-harness',
+    quantity: 10,
+    status: 'Released',
+    supplierLot: 'LEONI-2291',
+  });
+  await ok('POST', '/api/lots/HARN-SUP/split', operator, { newId: 'HARN-SUP-B', quantity: 4 });
+
+  // Two orders for cars; the second only gets a harness from the split-off part.
+  await insertOrder(db, { id: 'PO-T-1' });
+  await insertOrder(db, { id: 'PO-T-2' });
+  weld1 = await insertOperation(db, {
+    orderId: 'PO-T-1',
+    operationId: '10',
+    name: 'Weld body in white',
+    workCenter: 'body-line-1',
+    workUnit: 'weld-robot-1',
+    bom: [
+      { material: 'body-panel', quantity: '14' },
+      { material: 'seam-sealer', quantity: '0.6' },
+    ],
+    personId: 'op-anna-berger',
+  });
+  asm1 = await insertOperation(db, {
+    orderId: 'PO-T-1',
+    operationId: '40',
+    name: 'Install wiring harness',
+    bom: [
+      { material: 'wiring-harness', quantity: '1' },
+      { material: 'welded-body', quantity: '1' },
+    ],
+  });
+  weld2 = await insertOperation(db, {
+    orderId: 'PO-T-2',
+    operationId: '10',
+    name: 'Weld body in white',
+    workCenter: 'body-line-1',
+    workUnit: 'weld-robot-2',
+    bom: [{ material: 'body-panel', quantity: '14' }],
+  });
+  asm2 = await insertOperation(db, {
+    orderId: 'PO-T-2',
+    operationId: '40',
+    name: 'Install wiring harness',
+    bom: [
+      { material: 'wiring-harness', quantity: '1' },
+      { material: 'welded-body', quantity: '1' },
+    ],
+  });
+
+  // Order 1, op 10: consume first, then produce → edges from the consumptions to WB-1.
+  await ok('POST', `/api/operations/${weld1}/consumptions`, operator, { lotId: 'PANEL-L1', quantity: 14 });
+  await ok('POST', `/api/operations/${weld1}/consumptions`, operator, { lotId: 'SEAL-L1', quantity: '0.6' });
+  await ok('POST', `/api/operations/${weld1}/outputs`, operator, { lotId: 'WB-1', material: 'welded-body' });
+  await db.query(
+    `INSERT INTO quality_results (operation_pk, characteristic_id, kind, value_numeric, lsl, verdict, lot_id, actor)
+     VALUES ($1, 'nugget-diameter', 'numeric', 6.1, 5, 'pass', 'WB-1', 'anna.berger')`,
+    [weld1],
+  );
+  // Order 1, op 40: produce the car first, then build into it.
+  await ok('POST', `/api/operations/${asm1}/outputs`, operator, { lotId: 'CAR-1' });
+  await ok('POST', `/api/operations/${asm1}/consumptions`, operator, {
+    lotId: 'WB-1',
+    quantity: 1,
+    into: 'CAR-1',
+  });
+  await ok('POST', `/api/operations/${asm1}/consumptions`, operator, {
+    lotId: 'HARN-SUP',
+    quantity: 1,
+    into: 'CAR-1',
+  });
+  await db.query(
+    `INSERT INTO quality_results (operation_pk, characteristic_id, kind, value_attribute, verdict, actor)
+     VALUES ($1, 'harness-connectors-seated', 'attribute', 'pass', 'pass', 'anna.berger')`,
+    [asm1],
+  );
+  // Order 2.
+  await ok('POST', `/api/operations/${weld2}/consumptions`, operator, { lotId: 'PANEL-L1', quantity: 14 });
+  await ok('POST', `/api/operations/${weld2}/outputs`, operator, { lotId: 'WB-2', material: 'welded-body' });
+  await ok('POST', `/api/operations/${asm2}/outputs`, operator, { lotId: 'CAR-2' });
+  await ok('POST', `/api/operations/${asm2}/consumptions`, operator, {
+    lotId: 'WB-2',
+    quantity: 1,
+    into: 'CAR-2',
+  });
+  await ok('POST', `/api/operations/${asm2}/consumptions`, operator, {
+    lotId: 'HARN-SUP-B',
+    quantity: 1,
+    into: 'CAR-2',
+  });
+});
+after(async () => {
+  await t?.close();
+});
+
+describe('backward trace', () => {
+  it('returns every level down to received material, with operation, person, equipment and quality on each edge', async () => {
+    const trace = await ok('GET', '/api/trace/backward/CAR-1', operator);
+    assert.equal(trace.direction, 'backward');
+    const root = trace.root as Node;
+    assert.equal(root.lot.id, 'CAR-1');
+    assert.equal(root.lot.materialClass, 'finished');
+    assert.deepEqual(root.children.map((c) => c.lot.id).sort(), ['HARN-SUP', 'WB-1']);
+
+    const wb = find(root, 'WB-1')!;
+    assert.equal(wb.via!.kind, 'consume');
+    assert.equal(wb.via!.quantity, '1');
+    assert.equal(wb.via!.operation!.orderId, 'PO-T-1');
+    assert.equal(wb.via!.operation!.operationId, '40');
+    assert.equal(wb.via!.operation!.name, 'Install wiring harness');
+    assert.equal(wb.via!.operation!.workUnit, 'asm-station-10');
+    assert.equal(wb.via!.actor, 'anna.berger');
+    // No person on the operation: the consuming user's person record (examples/plant.yaml).
+    assert.deepEqual(wb.via!.person, { id: 'op-anna-berger', name: 'Anna Berger' });
+    assert.deepEqual(
+      wb.via!.qualityResults.map((q) => `${q.characteristicId} ${q.verdict}`),
+      ['harness-connectors-seated pass'],
+    );
+    assert.ok(!Number.isNaN(Date.parse(wb.via!.at)));
+
+    // Level 2 and 3: what the welded body was made from.
+    assert.deepEqual(wb.children.map((c) => c.lot.id).sort(), ['PANEL-L1', 'SEAL-L1']);
+    const panel = find(wb, 'PANEL-L1')!;
+    assert.equal(panel.via!.quantity, '14');
+    assert.equal(panel.via!.operation!.operationId, '10');
+    assert.equal(panel.via!.equipment, 'weld-robot-1');
+    assert.deepEqual(
+      panel.via!.qualityResults.map((q) => `${q.characteristicId} ${q.value}`),
+      ['nugget-diameter 6.1'],
+    );
+    assert.equal(find(wb, 'SEAL-L1')!.via!.quantity, '0.6');
+    assert.equal(trace.depthLimitReached, false);
+    assert.equal(trace.edges, 4);
+  });
+
+  it('follows a split back to the supplier lot it came from', async () => {
+    const trace = await ok('GET', '/api/trace/backward/CAR-2', operator);
+    const root = trace.root as Node;
+    assert.deepEqual(ids(root).sort(), ['CAR-2', 'HARN-SUP', 'HARN-SUP-B', 'PANEL-L1', 'WB-2']);
+    const sup = find(root, 'HARN-SUP')!;
+    assert.equal(sup.via!.kind, 'split');
+    assert.equal(sup.via!.operation, null);
+    assert.equal(sup.via!.quantity, '4');
+  });
+
+  it('answers 404 for an unknown lot and needs a login', async () => {
+    const r = await send('GET', '/api/trace/backward/NOPE', operator);
+    assert.equal(r.statusCode, 404);
+    assert.equal(r.json().code, 'LOOM_LOT_NOT_FOUND');
+    const anon = await t.app.inject({ method: 'GET', url: '/api/trace/backward/CAR-1' });
+    assert.equal(anon.statusCode, 401);
+  });
+});
+
+describe('forward trace and recall', () => {
+  it('traces a supplier lot forward through every level to the cars', async () => {
+    const trace = await ok('GET', '/api/trace/forward/HARN-SUP', qa);
+    const root = trace.root as Node;
+    assert.deepEqual(root.children.map((c) => c.lot.id).sort(), ['CAR-1', 'HARN-SUP-B']);
+    const b = find(root, 'HARN-SUP-B')!;
+    assert.deepEqual(
+      b.children.map((c) => c.lot.id),
+      ['CAR-2'],
+    );
+    assert.equal(b.children[0]!.via!.operation!.orderId, 'PO-T-2');
+
+    const panels = (await ok('GET', '/api/trace/forward/PANEL-L1', qa)).root as Node;
+    assert.deepEqual(ids(panels).sort(), ['CAR-1', 'CAR-2', 'PANEL-L1', 'WB-1', 'WB-2']);
+    assert.equal(find(panels, 'CAR-1')!.via!.from, 'WB-1');
+  });
+
+  it('recalls from a supplier lot: every finished car it reached and every order involved', async () => {
+    const recall = await ok('GET', '/api/trace/recall/HARN-SUP', qa);
+    assert.equal(recall.suspect.id, 'HARN-SUP');
+    assert.equal(recall.suspect.supplierLot, 'LEONI-2291');
+    assert.deepEqual(
+      recall.finished.map((l: { id: string }) => l.id),
+      ['CAR-1', 'CAR-2'],
+    );
+    assert.deepEqual(
+      recall.orders.map((o: { id: string }) => o.id),
+      ['PO-T-1', 'PO-T-2'],
+    );
+    const panels = await ok('GET', '/api/trace/recall/PANEL-L1', qa);
+    assert.deepEqual(
+      panels.finished.map((l: { id: string }) => l.id),
+      ['CAR-1', 'CAR-2'],
+    );
+  });
+
+  it('stops on a cycle in corrupt genealogy data and marks lots already shown', async () => {
+    const db = t.database.db;
+    await ok('POST', '/api/lots', qa, { id: 'LOOP-A', material: 'steel-coil', quantity: 1 });
+    await ok('POST', '/api/lots', qa, { id: 'LOOP-B', material: 'steel-coil', quantity: 1 });
+    await db.query(
+      `INSERT INTO genealogy_edges (from_lot, to_lot, kind, quantity, actor)
+       VALUES ('LOOP-A', 'LOOP-B', 'split', 1, 'test'), ('LOOP-B', 'LOOP-A', 'split', 1, 'test')`,
+    );
+    const trace = await ok('GET', '/api/trace/forward/LOOP-A', qa);
+    const root = trace.root as Node;
+    assert.equal(root.children[0]!.lot.id, 'LOOP-B');
+    const back = root.children[0]!.children[0]!;
+    assert.equal(back.lot.id, 'LOOP-A');
+    assert.equal(back.repeated, true);
+    assert.deepEqual(back.children, []);
+    assert.equal(trace.edges, 2);
+  });
+});
+
+describe('loom trace', () => {
+  const loom = async (args: string[]) => {
+    const base: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('LOOM_')) base[k] = v;
+    const child = spawn(process.execPath, ['bin/loom.js', ...args], {
+      cwd: ROOT,
+      env: { ...base, LOOM_LOG_LEVEL: 'warn', LOOM_DATABASE_URL: t.database.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    return { code, stdout, stderr };
+  };
+
+  it('prints the backward tree indented by level', async () => {
+    const r = await loom(['trace', 'CAR-1']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    assert.match(lines[0]!, /^CAR-1 {2}compact-sedan/);
+    const panel = lines.find((l) => l.includes('PANEL-L1  body-panel'))!;
+    const wb = lines.find((l) => l.includes('WB-1  welded-body'))!;
+    assert.ok(panel.search(/\S/) > wb.search(/\S/), r.stdout);
+    assert.match(
+      r.stdout,
+      /← consume 1 at order PO-T-1 op 40 'Install wiring harness' on asm-station-10 by Anna Berger/,
+    );
+    assert.match(r.stdout, /backward trace: 5 lots, 4 edges/);
+  });
+
+  it('prints the forward tree with --forward, and fails for an unknown lot', async () => {
+    const r = await loom(['trace', 'HARN-SUP', '--forward']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /→ split 4/);
+    assert.match(r.stdout, /CAR-2 {2}compact-sedan/);
+    const missing = await loom(['trace', 'NOPE']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /'NOPE' does not exist/);
+  });
+});
