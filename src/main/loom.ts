@@ -13,6 +13,7 @@ import { systemClock, type Clock } from '../domain/shared/clock.ts';
 import { executionFeature } from './execution-feature.ts';
 import { materialFeature } from './material-feature.ts';
 import { plantFeature } from './plant-feature.ts';
+import { qualityFeature } from './quality-feature.ts';
 
 export interface Loom {
   readonly app: FastifyInstance;
@@ -58,6 +59,7 @@ export async function composeLoom(deps: {
     features: [
       plantFeature({ db: deps.db, uow, audit, clock }),
       executionFeature({ db: deps.db, uow, audit, clock, auth, timeZone: deps.config.plantTimeZone }),
+      qualityFeature({ db: deps.db, uow, audit, clock, auth }),
       materialFeature({ db: deps.db, uow, audit, auth }),
     ],
     readiness: async () => {

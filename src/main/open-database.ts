@@ -41,7 +41,11 @@ export async function openDatabase(
       describe = `embedded PostgreSQL of the Loom running on ${config.dataDir} (pid ${e.pid})`;
     }
   }
-  const db = createDatabase(url, { poolSize: config.databasePoolSize, logger });
+  const db = createDatabase(url, {
+    poolSize: config.databasePoolSize,
+    logger,
+    timeZone: config.plantTimeZone,
+  });
   try {
     if (opts.migrate !== false) {
       const applied = await migrate(db);

@@ -311,6 +311,22 @@ describe('running, completing and holding', () => {
     assert.equal(op.json().state, 'Running');
   });
 
+  it('refuses to report more than planned, counting units under an NCR', async () => {
+    const { operations } = await newOrder(3);
+    const id = operations[0]!.id;
+    await post(`/api/operations/${id}/start`, anna.cookie, { workUnit: 'weld-robot-1' });
+    const over = await post(`/api/operations/${id}/complete`, anna.cookie, { good: 4 });
+    assert.equal(over.statusCode, 422);
+    assert.equal(over.json().code, 'LOOM_OPERATION_OVERREPORTED');
+    const failed = await post(`/api/operations/${id}/results`, anna.cookie, {
+      results: [{ characteristic: 'nugget-diameter', value: 4.2 }],
+    });
+    assert.equal(failed.statusCode, 201, failed.body);
+    const withNcr = await post(`/api/operations/${id}/complete`, anna.cookie, { good: 3 });
+    assert.equal(withNcr.statusCode, 422, 'the unit under NCR is not also good');
+    assert.equal((await post(`/api/operations/${id}/complete`, anna.cookie, { good: 2 })).statusCode, 200);
+  });
+
   it('never double-counts two concurrent completions of one operation', async () => {
     const { operations } = await newOrder(4);
     const id = operations[0]!.id;

@@ -484,6 +484,14 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
       return r.rowCount === 1;
     },
 
+    async ncrQuantityAt(tx, operationPk) {
+      const r = await asPg(tx).query<{ q: string }>(
+        'SELECT COALESCE(sum(quantity), 0)::text AS q FROM ncrs WHERE operation_pk = $1',
+        [operationPk],
+      );
+      return quantityFromDb(r.rows[0]!.q);
+    },
+
     async reasonCodes() {
       const r = await db.pool.query<{ code: string; category: string; description: string; active: boolean }>(
         'SELECT code, category, description, active FROM reason_codes ORDER BY category, code',

@@ -24,15 +24,21 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
 
 export function createDatabase(
   url: string,
-  opts: { poolSize: number; logger: Logger; schema?: string },
+  opts: { poolSize: number; logger: Logger; schema?: string; timeZone?: string },
 ): Database {
+  // The session time zone is the plant's: shift_of() and date arithmetic in SQL read plant-local
+  // times of day. Stored timestamps are timestamptz and unaffected.
+  const settings = [
+    ...(opts.schema ? [`-c search_path=${opts.schema},public`] : []),
+    ...(opts.timeZone ? [`-c TimeZone=${opts.timeZone}`] : []),
+  ];
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.poolSize,
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
     application_name: 'loom',
-    ...(opts.schema ? { options: `-c search_path=${opts.schema},public` } : {}),
+    ...(settings.length ? { options: settings.join(' ') } : {}),
   });
   // node-postgres emits 'error' on idle clients when the server goes away; unhandled, it would
   // kill the process (RELIABILITY.md, security controls). The next query reconnects.

@@ -18,8 +18,25 @@ export function idempotencyOf(req: FastifyRequest): IdempotencyRequest | null | 
   return {
     scope: `user:${principalOf(req).userId}`,
     key: raw,
-    requestHash: contentHash(canonicalJson([req.method, req.routeOptions.url, req.params, req.body ?? null])),
+    requestHash: contentHash(
+      canonicalJson([req.method, req.routeOptions.url, req.params, withoutSecrets(req.body ?? null)]),
+    ),
   };
+}
+
+/**
+ * The body as hashed for idempotency, without passwords (signatures, co-signs, overrides): the
+ * stored SHA-256 must not become a fast oracle for a password that is only stored as argon2id.
+ * A retry differing only in the password is the same request.
+ */
+export function withoutSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutSecrets);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value as Record<string, unknown>)
+      .filter(([k]) => !/password/i.test(k))
+      .map(([k, v]) => [k, withoutSecrets(v)]),
+  );
 }
 
 export async function sendOutcome<T>(

@@ -212,5 +212,7 @@ export interface ExecutionStore {
   lotStatuses(tx: Tx, ids: readonly string[]): Promise<Map<string, string>>;
   addProductionEvent(tx: Tx, e: ProductionEventInput): Promise<void>;
   reasonCodeExists(tx: Tx, code: string): Promise<boolean>;
+  /** Quantity under nonconformance reports raised at an operation (any state). */
+  ncrQuantityAt(tx: Tx, operationPk: number): Promise<Quantity>;
   reasonCodes(): Promise<{ code: string; category: string; description: string; active: boolean }[]>;
 }

@@ -158,6 +158,24 @@ export async function completeOperation(
   const next = transitionOperation(op.state, 'complete');
   if (!next.ok) return next;
 
+  // A unit is reported once: good, scrap, or under an NCR (whose disposition then accounts for it).
+  const ncr = await deps.store.ncrQuantityAt(tx, op.pk);
+  const reported = add(add(add(op.goodQuantity, op.scrapQuantity), add(good.value, scrap.value)), ncr);
+  if (reported > op.plannedQuantity) {
+    return fail(
+      'LOOM_OPERATION_OVERREPORTED',
+      `Operation ${op.operationId} plans ${formatQuantity(op.plannedQuantity)}; good ${formatQuantity(good.value)} + scrap ${formatQuantity(scrap.value)}` +
+        ` + ${formatQuantity(ncr)} under NCR would report ${formatQuantity(reported)}. Units under an NCR are not counted as good or scrap.`,
+      {
+        issues: [
+          {
+            path: 'good',
+            message: `at most ${formatQuantity(op.plannedQuantity - (reported - good.value))}`,
+          },
+        ],
+      },
+    );
+  }
   const now = deps.clock.now();
   const step = await routingStepOf(deps, tx, op);
   const completed = await deps.store.updateOperation(tx, op.pk, {
