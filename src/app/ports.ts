@@ -39,7 +39,7 @@ export interface AuditEntryInput {
 }
 
 export interface AuditEntry {
-  readonly seq: number;
+  readonly id: number;
   readonly at: string;
   readonly actorId: number | null;
   readonly actorName: string;
@@ -51,8 +51,8 @@ export interface AuditEntry {
   readonly newValue: unknown;
   readonly signature: ElectronicSignature | null;
   readonly requestId: string | null;
-  readonly prevHash: string;
-  readonly hash: string;
+  /** The entry's link in the hash chain; null for a moment after commit, until it is chained. */
+  readonly chain: { readonly seq: number; readonly prevHash: string; readonly hash: string } | null;
 }
 
 export interface AuditFilter {
@@ -61,23 +61,35 @@ export interface AuditFilter {
   readonly actor?: string;
   readonly from?: Date;
   readonly to?: Date;
-  readonly afterSeq?: number;
+  readonly afterId?: number;
   readonly limit: number;
 }
 
 export type AuditVerification =
-  | { readonly ok: true; readonly entries: number; readonly lastHash: string | null }
+  | {
+      readonly ok: true;
+      readonly entries: number;
+      readonly lastHash: string | null;
+      /** Entries of transactions still running (or just ended) when verified: not yet chained. */
+      readonly pending: number;
+    }
   | {
       readonly ok: false;
       readonly entries: number;
+      /** The audit entry id (`audit_log.id`) at which the chain breaks. */
       readonly brokenAt: number;
-      readonly reason: 'hash-mismatch' | 'chain-broken' | 'sequence-gap';
+      readonly reason:
+        'hash-mismatch' | 'chain-broken' | 'sequence-gap' | 'entry-missing' | 'entry-unchained';
       readonly message: string;
     };
 
 export interface AuditTrail {
+  /** Writes an entry in the caller's transaction. No global lock: writers never wait for each other. */
   append(tx: Tx, entry: AuditEntryInput): Promise<void>;
   list(filter: AuditFilter): Promise<AuditEntry[]>;
+  /** Links every entry that has become final into the hash chain; returns how many. */
+  chainPending(): Promise<number>;
+  /** Chains what is pending, then walks the whole chain and names the first broken link. */
   verify(): Promise<AuditVerification>;
 }
 

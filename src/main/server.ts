@@ -41,13 +41,23 @@ export async function startServer(
   const url = `http://${host}:${port}`;
   logger.info({ url, startupMs: Math.round(performance.now() - started) }, 'Loom is ready');
 
+  // Link committed audit entries into the hash chain (docs/adr/0005): writers never wait for it.
+  const chainer = setInterval(() => {
+    loom.audit
+      .chainPending()
+      .catch((e: unknown) => logger.error({ err: e }, 'audit chaining failed; will retry'));
+  }, 1000);
+  chainer.unref();
+
   let stopping: Promise<void> | undefined;
   return {
     loom,
     url,
     stop() {
       stopping ??= (async () => {
+        clearInterval(chainer);
         await loom.app.close();
+        await loom.audit.chainPending().catch(() => 0);
         await store.close();
       })();
       return stopping;

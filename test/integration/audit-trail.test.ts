@@ -88,12 +88,69 @@ describe('audit trail', () => {
     assert.ok(v.json().entries >= 21);
   });
 
+  it('chains an entry whose transaction commits late, after later ones, and never skips it', async () => {
+    const slow = await t.database.db.pool.connect();
+    try {
+      await slow.query('BEGIN');
+      await slow.query(
+        `INSERT INTO audit_log (txid, at, actor_name, action, entity_type, entity_id) VALUES ('0', now(), 'slow', 'test.slow', 'test', 'slow')`,
+      );
+      const admin = await t.adminCookie();
+      await t.app.inject({
+        method: 'POST',
+        url: '/api/users',
+        headers: { cookie: admin },
+        payload: {
+          username: 'after-slow',
+          displayName: 'A',
+          password: 'a-password-for-the-later-user',
+          roles: ['operator'],
+        },
+      });
+      const during = await t.loom.audit.verify();
+      assert.ok(during.ok);
+      assert.ok(
+        during.ok && during.pending >= 1,
+        'the running transaction holds its entry and later ones pending',
+      );
+      await slow.query('COMMIT');
+    } finally {
+      slow.release();
+    }
+    const after = await t.loom.audit.verify();
+    assert.ok(after.ok && after.pending === 0, JSON.stringify(after));
+    const [slowEntry] = await t.loom.audit.list({ entityType: 'test', entityId: 'slow', limit: 1 });
+    assert.ok(slowEntry?.chain, 'the late entry is in the chain');
+  });
+
+  it('writers do not wait for each other: an open transaction with an entry does not block another writer', async () => {
+    const open = await t.database.db.pool.connect();
+    try {
+      await open.query('BEGIN');
+      await open.query(
+        `INSERT INTO audit_log (txid, at, actor_name, action, entity_type, entity_id) VALUES ('0', now(), 'x', 'test.open', 'test', 'open')`,
+      );
+      await t.database.db.query("SET statement_timeout = '2s'");
+      await t.loom.uow.run((tx) =>
+        t.loom.audit.append(tx, {
+          actor: { userId: null, username: 'y', roles: [] },
+          action: 'test.other',
+          entityType: 'test',
+          entityId: 'other',
+        }),
+      );
+    } finally {
+      await open.query('ROLLBACK');
+      open.release();
+    }
+  });
+
   it('names the tampered entry when a row is changed behind the guard', async () => {
     const admin = await t.adminCookie();
     const su = await t.database.superuser();
     try {
       await su.query('SET session_replication_role = replica');
-      await su.query("UPDATE audit_log SET reason = 'nothing to see' WHERE seq = 2");
+      await su.query("UPDATE audit_log SET reason = 'nothing to see' WHERE id = 2");
     } finally {
       await su.end();
     }
@@ -102,5 +159,27 @@ describe('audit trail', () => {
     assert.equal(body.ok, false);
     assert.equal(body.brokenAt, 2);
     assert.equal(body.reason, 'hash-mismatch');
+  });
+
+  it('names a deleted entry', async () => {
+    const d = await createTestApp();
+    try {
+      const admin = await d.adminCookie();
+      await d.userWithRoles('del1', ['operator']);
+      assert.equal((await d.loom.audit.verify()).ok, true);
+      const su = await d.database.superuser();
+      try {
+        await su.query('SET session_replication_role = replica');
+        await su.query('DELETE FROM audit_log WHERE id = 1');
+      } finally {
+        await su.end();
+      }
+      const v = await d.app.inject({ method: 'GET', url: '/api/audit/verify', headers: { cookie: admin } });
+      assert.equal(v.json().ok, false);
+      assert.equal(v.json().brokenAt, 1);
+      assert.equal(v.json().reason, 'entry-missing');
+    } finally {
+      await d.close();
+    }
   });
 });

@@ -222,7 +222,7 @@ describe('loom audit verify and loom user add on a PostgreSQL server', () => {
     const c = await connect(url);
     try {
       await c.query('SET session_replication_role = replica');
-      const u = await c.query(`UPDATE audit_log SET reason = 'x' WHERE seq = 1`);
+      const u = await c.query(`UPDATE audit_log SET reason = 'x' WHERE id = 1`);
       assert.equal(u.rowCount, 1, 'the tamper needs entry 1 (written by `loom user add`)');
     } finally {
       await c.end();

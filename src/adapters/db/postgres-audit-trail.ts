@@ -3,7 +3,7 @@ import type { Database } from './postgres-pool.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 
 interface AuditRow {
-  seq: number;
+  id: number;
   at: Date;
   actor_id: number | null;
   actor_name: string;
@@ -15,12 +15,13 @@ interface AuditRow {
   new_value: unknown;
   signature: ElectronicSignature | null;
   request_id: string | null;
-  prev_hash: string;
-  hash: string;
+  chain_seq: number | null;
+  prev_hash: string | null;
+  hash: string | null;
 }
 
 const toEntry = (r: AuditRow): AuditEntry => ({
-  seq: r.seq,
+  id: r.id,
   at: r.at.toISOString(),
   actorId: r.actor_id,
   actorName: r.actor_name,
@@ -32,8 +33,7 @@ const toEntry = (r: AuditRow): AuditEntry => ({
   newValue: r.new_value,
   signature: r.signature,
   requestId: r.request_id,
-  prevHash: r.prev_hash,
-  hash: r.hash,
+  chain: r.chain_seq !== null ? { seq: r.chain_seq, prevHash: r.prev_hash!, hash: r.hash! } : null,
 });
 
 const GENESIS = '0'.repeat(64);
@@ -43,16 +43,20 @@ const VERIFY_BATCH = 5000;
 const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
 
 /**
- * The audit trail on PostgreSQL. Sequence, server time and the hash chain are assigned by the
- * `audit_log_chain` trigger (migration 0001), so they cannot be supplied or forged by the caller.
+ * The audit trail on PostgreSQL (migration 0001, docs/adr/0005). Entries are written by the
+ * caller's transaction; the hash chain is extended by `audit_chain_pending()`, which the server
+ * runs every second and `verify()` runs first.
  */
 export function postgresAuditTrail(db: Database): AuditTrail {
+  const chainPending = async (): Promise<number> =>
+    (await db.pool.query<{ n: number }>('SELECT audit_chain_pending() AS n')).rows[0]!.n;
+
   return {
     async append(tx, e) {
       await asPg(tx).query(
-        `INSERT INTO audit_log (seq, at, actor_id, actor_name, action, entity_type, entity_id, reason,
-                                old_value, new_value, signature, request_id, prev_hash, hash)
-         VALUES (0, now(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', '')`,
+        `INSERT INTO audit_log (txid, at, actor_id, actor_name, action, entity_type, entity_id, reason,
+                                old_value, new_value, signature, request_id)
+         VALUES ('0', now(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
         [
           e.actor.userId,
           e.actor.username,
@@ -75,62 +79,79 @@ export function postgresAuditTrail(db: Database): AuditTrail {
         values.push(v);
         where.push(sql.replace('?', `$${values.length}`));
       };
-      if (f.entityType) add('entity_type = ?', f.entityType);
-      if (f.entityId) add('entity_id = ?', f.entityId);
-      if (f.actor) add('actor_name = ?', f.actor);
-      if (f.from) add('at >= ?', f.from);
-      if (f.to) add('at < ?', f.to);
-      if (f.afterSeq !== undefined) add('seq > ?', f.afterSeq);
+      if (f.entityType) add('a.entity_type = ?', f.entityType);
+      if (f.entityId) add('a.entity_id = ?', f.entityId);
+      if (f.actor) add('a.actor_name = ?', f.actor);
+      if (f.from) add('a.at >= ?', f.from);
+      if (f.to) add('a.at < ?', f.to);
+      if (f.afterId !== undefined) add('a.id > ?', f.afterId);
       values.push(f.limit);
       const r = await db.pool.query<AuditRow>(
-        `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT $${values.length}`,
+        `SELECT a.*, c.seq AS chain_seq, c.prev_hash, c.hash
+           FROM audit_log a LEFT JOIN audit_chain c ON c.entry_id = a.id
+          ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY a.id LIMIT $${values.length}`,
         values,
       );
       return r.rows.map(toEntry);
     },
 
+    chainPending,
+
     /**
-     * Walks the whole chain in batches: every entry's stored hash must equal the hash recomputed
-     * from its columns, its prev_hash must equal the previous entry's hash, and seq must have no
-     * gaps (a deleted entry). Reports the first broken link.
+     * Walks the chain in batches: links numbered without gaps, each link's prev_hash equal to the
+     * previous hash, each entry still present and hashing to its link; then no final entry may be
+     * left outside the chain. Reports the first broken link by audit entry id.
      */
     async verify(): Promise<AuditVerification> {
+      await chainPending();
       let prevSeq = 0;
       let prevHash = GENESIS;
       let entries = 0;
       for (;;) {
-        const r = await db.pool.query<{ seq: number; prev_hash: string; hash: string; recomputed: string }>(
-          `SELECT seq, prev_hash, hash, audit_entry_hash(a) AS recomputed
-             FROM audit_log a WHERE seq > $1 ORDER BY seq LIMIT $2`,
+        const r = await db.pool.query<{
+          seq: number;
+          entry_id: number;
+          prev_hash: string;
+          hash: string;
+          present: boolean;
+          recomputed: string | null;
+        }>(
+          `SELECT c.seq, c.entry_id, c.prev_hash, c.hash, a.id IS NOT NULL AS present,
+                  CASE WHEN a.id IS NULL THEN NULL ELSE audit_entry_hash(a, c.prev_hash) END AS recomputed
+             FROM audit_chain c LEFT JOIN audit_log a ON a.id = c.entry_id
+            WHERE c.seq > $1 ORDER BY c.seq LIMIT $2`,
           [prevSeq, VERIFY_BATCH],
         );
         for (const row of r.rows) {
+          const broken = (
+            reason: Exclude<AuditVerification, { ok: true }>['reason'],
+            message: string,
+          ): AuditVerification => ({
+            ok: false,
+            entries,
+            brokenAt: row.entry_id,
+            reason,
+            message,
+          });
           if (row.seq !== prevSeq + 1) {
-            return {
-              ok: false,
-              entries,
-              brokenAt: row.seq,
-              reason: 'sequence-gap',
-              message: `audit entries ${prevSeq + 1}..${row.seq - 1} are missing (deleted?) before entry ${row.seq}`,
-            };
+            return broken(
+              'sequence-gap',
+              `chain links ${prevSeq + 1}..${row.seq - 1} are missing before audit entry ${row.entry_id}`,
+            );
+          }
+          if (!row.present)
+            return broken('entry-missing', `audit entry ${row.entry_id} was deleted: its chain link remains`);
+          if (row.prev_hash !== prevHash) {
+            return broken(
+              'chain-broken',
+              `audit entry ${row.entry_id} does not link to the entry before it (prev_hash differs)`,
+            );
           }
           if (row.hash !== row.recomputed) {
-            return {
-              ok: false,
-              entries,
-              brokenAt: row.seq,
-              reason: 'hash-mismatch',
-              message: `audit entry ${row.seq} was altered: its content no longer matches its hash`,
-            };
-          }
-          if (row.prev_hash !== prevHash) {
-            return {
-              ok: false,
-              entries,
-              brokenAt: row.seq,
-              reason: 'chain-broken',
-              message: `audit entry ${row.seq} does not link to entry ${prevSeq} (prev_hash differs)`,
-            };
+            return broken(
+              'hash-mismatch',
+              `audit entry ${row.entry_id} was altered: its content no longer matches its hash`,
+            );
           }
           prevSeq = row.seq;
           prevHash = row.hash;
@@ -138,7 +159,23 @@ export function postgresAuditTrail(db: Database): AuditTrail {
         }
         if (r.rows.length < VERIFY_BATCH) break;
       }
-      return { ok: true, entries, lastHash: entries > 0 ? prevHash : null };
+      const loose = await db.pool.query<{ id: number; final: boolean }>(
+        `SELECT a.id, a.txid < h.horizon AS final
+           FROM audit_log a CROSS JOIN audit_chain_head h
+          WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.entry_id = a.id)
+          ORDER BY a.id`,
+      );
+      const unchained = loose.rows.find((x) => x.final);
+      if (unchained) {
+        return {
+          ok: false,
+          entries,
+          brokenAt: unchained.id,
+          reason: 'entry-unchained',
+          message: `audit entry ${unchained.id} is final but not in the chain (inserted behind the chain's back?)`,
+        };
+      }
+      return { ok: true, entries, lastHash: entries > 0 ? prevHash : null, pending: loose.rows.length };
     },
   };
 }

@@ -14,14 +14,14 @@ export function auditRoutes(audit: AuditTrail) {
         config: { allow: AUDITORS },
         schema: {
           tags: ['audit'],
-          summary: 'Audit entries, oldest first; page with afterSeq',
+          summary: 'Audit entries, oldest first; page with afterId',
           querystring: z.strictObject({
             entityType: z.string().max(100).optional(),
             entityId: z.string().max(200).optional(),
             user: z.string().max(64).optional(),
             from: z.iso.datetime({ offset: true }).optional(),
             to: z.iso.datetime({ offset: true }).optional(),
-            afterSeq: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).optional(),
+            afterId: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).optional(),
             limit: z
               .string()
               .regex(/^\d+$/, 'must be a whole number')
@@ -39,10 +39,10 @@ export function auditRoutes(audit: AuditTrail) {
           ...(q.user ? { actor: q.user } : {}),
           ...(q.from ? { from: new Date(q.from) } : {}),
           ...(q.to ? { to: new Date(q.to) } : {}),
-          ...(q.afterSeq !== undefined ? { afterSeq: q.afterSeq } : {}),
+          ...(q.afterId !== undefined ? { afterId: q.afterId } : {}),
           limit: q.limit ?? 100,
         });
-        return { entries, nextAfterSeq: entries.at(-1)?.seq ?? null };
+        return { entries, nextAfterId: entries.at(-1)?.id ?? null };
       },
     );
     app.get('/api/audit/verify', { config: { allow: AUDITORS }, schema: { tags: ['audit'] } }, () =>
