@@ -328,3 +328,22 @@ describe('login throttling', () => {
     assert.equal(codes[10], 429);
   });
 });
+
+describe('API documentation', () => {
+  it('serves the docs page to anyone, and every API route in the OpenAPI document', async () => {
+    const page = await t.app.inject({ method: 'GET', url: '/api/docs/' });
+    assert.equal(page.statusCode, 200);
+    assert.match(page.headers['content-type'] as string, /text\/html/);
+    const spec = (await t.app.inject({ method: 'GET', url: '/api/openapi.json' })).json();
+    assert.equal(spec.openapi, '3.0.3');
+    for (const path of [
+      '/api/auth/login',
+      '/api/plant/import',
+      '/api/orders',
+      '/api/operations/{id}/start',
+      '/api/audit/verify',
+    ]) {
+      assert.ok(spec.paths[path], `${path} is documented`);
+    }
+  });
+});

@@ -450,3 +450,51 @@ describe('dispatch', () => {
     assert.ok(unit.json<{ order: string }[]>().some((e) => e.order === urgent.order.id));
   });
 });
+
+describe('audit entries of every execution write', () => {
+  it('records pause, resume, hold, release and completion with old and new state', async () => {
+    const { operations } = await newOrder(2);
+    const id = operations[0]!.id;
+    const q = await t.userWithRoles('qe.audit', ['quality']);
+    await post(`/api/operations/${id}/start`, anna.cookie, { workUnit: 'weld-robot-1' });
+    await post(`/api/operations/${id}/pause`, anna.cookie, { reason: 'break' });
+    await post(`/api/operations/${id}/resume`, anna.cookie, {});
+    await post(`/api/operations/${id}/hold`, q.cookie, { reason: 'suspect electrode' });
+    await post(`/api/operations/${id}/release`, q.cookie, { reason: 'electrode checked' });
+    await post(`/api/operations/${id}/resume`, anna.cookie, {});
+    await post(`/api/operations/${id}/complete`, anna.cookie, { good: 2 });
+    const entries = await audit('order-operation', String(id));
+    assert.deepEqual(
+      entries.map((e) => [
+        e.action,
+        e.actorName,
+        (e.oldValue as { state: string }).state,
+        (e.newValue as { state: string }).state,
+      ]),
+      [
+        ['operation.started', 'anna.berger', 'Ready', 'Running'],
+        ['operation.paused', 'anna.berger', 'Running', 'Paused'],
+        ['operation.resumed', 'anna.berger', 'Paused', 'Running'],
+        ['operation.held', 'qe.audit', 'Running', 'OnHold'],
+        ['operation.released', 'qe.audit', 'OnHold', 'Paused'],
+        ['operation.resumed', 'anna.berger', 'Paused', 'Running'],
+        ['operation.completed', 'anna.berger', 'Running', 'Completed'],
+      ],
+    );
+    assert.equal(entries[3]!.reason, 'suspect electrode');
+  });
+
+  it('records equipment state changes with the reason', async () => {
+    await t.app.inject({
+      method: 'PUT',
+      url: '/api/equipment/asm-station-30/state',
+      headers: { cookie: supervisor.cookie },
+      payload: { state: 'Setup', reason: 'changeover to estate body' },
+    });
+    const entries = await audit('equipment', 'asm-station-30');
+    const e = entries.at(-1)!;
+    assert.equal(e.action, 'equipment.state-changed');
+    assert.deepEqual(e.newValue, { state: 'Setup', reason: 'changeover to estate body' });
+    assert.equal(e.reason, 'changeover to estate body');
+  });
+});
