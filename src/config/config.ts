@@ -79,6 +79,29 @@ export const configSchema = z
         }
       }, 'must be an IANA time zone such as Europe/Berlin or UTC')
       .default(Intl.DateTimeFormat().resolvedOptions().timeZone),
+    /** ERP endpoint that receives production performance (actuals); unset: no HTTP delivery. */
+    erpOutboundUrl: z
+      .string()
+      .refine((v) => /^https?:\/\//.test(v), 'must be an http:// or https:// URL')
+      .optional(),
+    /** Message format sent to the ERP. */
+    erpOutboundFormat: z.enum(['json', 'b2mml']).default('json'),
+    /** Bearer token Loom presents to the ERP endpoint (secret). */
+    erpOutboundToken: z.string().min(1).optional(),
+    /** Failed deliveries of one event before it is dead-lettered. */
+    erpMaxAttempts: z.coerce.number().int().min(1).max(1000).default(12),
+    /** First retry delay; doubles per attempt, with full jitter. */
+    erpRetryBaseMs: z.coerce.number().int().min(10).max(600_000).default(1000),
+    /** Longest retry delay. */
+    erpRetryMaxMs: z.coerce.number().int().min(100).max(86_400_000).default(300_000),
+    /** Timeout of one delivery request. */
+    erpRequestTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(10_000),
+    /** Watched folder for order files (CSV, B2MML) from legacy ERPs; unset: no file drop. */
+    erpInboxDir: z.string().min(1).optional(),
+    /** Folder that receives actuals as CSV files (written atomically); unset: none. */
+    erpOutboxDir: z.string().min(1).optional(),
+    /** Folder of declarative ERP field mappings (`<name>.jsonata`). */
+    erpMappingsDir: z.string().min(1).default('./examples/erp-mappings'),
     /** Set the `Secure` attribute on session cookies (enable behind TLS). */
     cookieSecure: z
       .union([z.boolean(), z.enum(['true', 'false'])])
@@ -105,9 +128,19 @@ export const ENV_KEYS: Record<keyof z.infer<typeof configSchema>, string> = {
   bodyLimitBytes: 'LOOM_BODY_LIMIT_BYTES',
   cookieSecure: 'LOOM_COOKIE_SECURE',
   plantTimeZone: 'LOOM_PLANT_TIMEZONE',
+  erpOutboundUrl: 'LOOM_ERP_OUTBOUND_URL',
+  erpOutboundFormat: 'LOOM_ERP_OUTBOUND_FORMAT',
+  erpOutboundToken: 'LOOM_ERP_OUTBOUND_TOKEN',
+  erpMaxAttempts: 'LOOM_ERP_MAX_ATTEMPTS',
+  erpRetryBaseMs: 'LOOM_ERP_RETRY_BASE_MS',
+  erpRetryMaxMs: 'LOOM_ERP_RETRY_MAX_MS',
+  erpRequestTimeoutMs: 'LOOM_ERP_REQUEST_TIMEOUT_MS',
+  erpInboxDir: 'LOOM_ERP_INBOX_DIR',
+  erpOutboxDir: 'LOOM_ERP_OUTBOX_DIR',
+  erpMappingsDir: 'LOOM_ERP_MAPPINGS_DIR',
 };
 
-const SECRET_KEYS = new Set<string>(['adminPassword', 'databaseUrl', 'mqttUrl']);
+const SECRET_KEYS = new Set<string>(['adminPassword', 'databaseUrl', 'mqttUrl', 'erpOutboundUrl']);
 
 export interface ConfigProblem {
   /** The key as the user wrote it: `LOOM_PORT` or `config.yaml: port`. */
@@ -130,7 +163,7 @@ export class ConfigError extends Error {
 
 function maskValue(key: string, value: unknown): unknown {
   if (value === undefined) return value;
-  if (/PASSWORD|adminPassword/.test(key)) return '***';
+  if (/PASSWORD|TOKEN|adminPassword|erpOutboundToken/.test(key)) return '***';
   // A rejected URL is echoed so the user sees what was wrong, but never with its credentials.
   if (/URL|databaseUrl|mqttUrl/.test(key) && typeof value === 'string') return maskUrl(value);
   return value;
@@ -226,7 +259,7 @@ export function describeConfig(config: LoomConfig): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(config)) {
     if (v === undefined) continue;
-    if (k === 'adminPassword') out[k] = '***';
+    if (k === 'adminPassword' || k === 'erpOutboundToken') out[k] = '***';
     else if (SECRET_KEYS.has(k) && typeof v === 'string') out[k] = maskUrl(v);
     else out[k] = v;
   }

@@ -11,6 +11,7 @@ export const REDACT = [
   '*.token',
   '*.adminPassword',
   '*.databaseUrl',
+  '*.erpOutboundToken',
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
