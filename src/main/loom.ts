@@ -10,6 +10,7 @@ import { AuthService } from '../app/auth/auth-service.ts';
 import type { AuditTrail, PasswordHasher, UnitOfWork } from '../app/ports.ts';
 import type { LoomConfig } from '../config/config.ts';
 import { systemClock, type Clock } from '../domain/shared/clock.ts';
+import { batchRecordFeature } from './batch-record-feature.ts';
 import { executionFeature } from './execution-feature.ts';
 import { materialFeature } from './material-feature.ts';
 import { plantFeature } from './plant-feature.ts';
@@ -61,6 +62,7 @@ export async function composeLoom(deps: {
       executionFeature({ db: deps.db, uow, audit, clock, auth, timeZone: deps.config.plantTimeZone }),
       qualityFeature({ db: deps.db, uow, audit, clock, auth }),
       materialFeature({ db: deps.db, uow, audit, auth }),
+      batchRecordFeature({ db: deps.db, audit, clock }),
     ],
     readiness: async () => {
       const checks: Record<string, { ok: boolean; detail?: string }> = {};
