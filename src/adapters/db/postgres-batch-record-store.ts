@@ -5,12 +5,11 @@ import type {
   OperationActivity,
   RecordAuditEntry,
 } from '../../app/execution/batch-record-ports.ts';
-import type { Lot, LotKind, LotStatus } from '../../app/material/material-ports.ts';
 import type { ElectronicSignature } from '../../app/ports.ts';
-import type { NcrRecord, QualityResultRecord } from '../../app/quality/quality-ports.ts';
-import type { Disposition, NcrState, Verdict } from '../../domain/quality/quality.ts';
 import { quantityFromDb } from '../../domain/shared/quantity.ts';
 import { postgresExecutionStore } from './postgres-execution-store.ts';
+import { toLot, type LotRow } from './postgres-lot-store.ts';
+import { toNcr, toResult, type NcrRow, type ResultRow } from './postgres-quality-store.ts';
 import type { Database } from './postgres-pool.ts';
 import { asTx } from './postgres-unit-of-work.ts';
 
@@ -36,62 +35,6 @@ interface ConsumptionRow {
   person_id: string | null;
   equipment_id: string | null;
   at: Date;
-}
-
-interface LotRow {
-  id: string;
-  kind: LotKind;
-  material_id: string;
-  quantity: string;
-  unit_id: string;
-  status: LotStatus;
-  location: string | null;
-  supplier_lot: string | null;
-  produced_by: number | null;
-  order_id: string | null;
-  created_at: Date;
-  updated_at: Date;
-}
-
-interface ResultRow {
-  id: number;
-  operation_pk: number;
-  characteristic_id: string;
-  kind: 'numeric' | 'attribute';
-  value_numeric: string | null;
-  value_attribute: Verdict | null;
-  lsl: string | null;
-  usl: string | null;
-  verdict: Verdict;
-  lot_id: string | null;
-  actor: string;
-  person_id: string | null;
-  at: Date;
-  ncr_id: number | null;
-  ncr_number: string | null;
-}
-
-interface NcrRow {
-  id: number;
-  number: string;
-  order_id: string;
-  operation_pk: number;
-  operation_id: string;
-  result_id: number | null;
-  characteristic_id: string | null;
-  lot_id: string | null;
-  quantity: string;
-  description: string;
-  cause_code: string | null;
-  state: NcrState;
-  disposition: Disposition | null;
-  disposition_reason: string | null;
-  dispositioned_by: string | null;
-  dispositioned_at: Date | null;
-  signature: ElectronicSignature | null;
-  rework_operation_pk: number | null;
-  created_by: string;
-  created_at: Date;
 }
 
 interface AuditRow {
@@ -126,60 +69,6 @@ const toConsumption = (r: ConsumptionRow): LotConsumption => ({
   personId: r.person_id,
   equipmentId: r.equipment_id,
   at: r.at,
-});
-
-const toLot = (r: LotRow): Lot => ({
-  id: r.id,
-  kind: r.kind,
-  materialId: r.material_id,
-  quantity: quantityFromDb(r.quantity),
-  unitId: r.unit_id,
-  status: r.status,
-  location: r.location,
-  supplierLot: r.supplier_lot,
-  producedBy: r.produced_by,
-  orderId: r.order_id,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-});
-
-const toResult = (r: ResultRow): QualityResultRecord => ({
-  id: r.id,
-  operationPk: r.operation_pk,
-  characteristic: r.characteristic_id,
-  kind: r.kind,
-  value: r.kind === 'numeric' ? Number(r.value_numeric) : (r.value_attribute ?? 'fail'),
-  lsl: r.lsl === null ? null : Number(r.lsl),
-  usl: r.usl === null ? null : Number(r.usl),
-  verdict: r.verdict,
-  lotId: r.lot_id,
-  actor: r.actor,
-  personId: r.person_id,
-  at: r.at.toISOString(),
-  ncr: r.ncr_id === null || r.ncr_number === null ? null : { id: r.ncr_id, number: r.ncr_number },
-});
-
-const toNcr = (r: NcrRow): NcrRecord => ({
-  id: r.id,
-  number: r.number,
-  orderId: r.order_id,
-  operationPk: r.operation_pk,
-  operationId: r.operation_id,
-  resultId: r.result_id,
-  characteristicId: r.characteristic_id,
-  lotId: r.lot_id,
-  quantity: quantityFromDb(r.quantity),
-  description: r.description,
-  causeCode: r.cause_code,
-  state: r.state,
-  disposition: r.disposition,
-  dispositionReason: r.disposition_reason,
-  dispositionedBy: r.dispositioned_by,
-  dispositionedAt: r.dispositioned_at?.toISOString() ?? null,
-  signature: r.signature,
-  reworkOperationPk: r.rework_operation_pk,
-  createdBy: r.created_by,
-  createdAt: r.created_at.toISOString(),
 });
 
 const toAudit = (r: AuditRow): RecordAuditEntry => ({

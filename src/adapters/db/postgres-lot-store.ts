@@ -11,7 +11,7 @@ import { formatQuantity, quantityFromDb } from '../../domain/shared/quantity.ts'
 import type { Database, Queryable } from './postgres-pool.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 
-interface LotRow {
+export interface LotRow {
   id: string;
   kind: LotKind;
   material_id: string;
@@ -38,7 +38,7 @@ interface ConsumptionRow {
   at: Date;
 }
 
-const toLot = (r: LotRow): Lot => ({
+export const toLot = (r: LotRow): Lot => ({
   id: r.id,
   kind: r.kind,
   materialId: r.material_id,

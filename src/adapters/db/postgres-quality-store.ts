@@ -47,7 +47,7 @@ interface OperationRow {
   rework_loop: number;
 }
 
-interface ResultRow {
+export interface ResultRow {
   id: number;
   operation_pk: number;
   characteristic_id: string;
@@ -65,7 +65,7 @@ interface ResultRow {
   ncr_number: string | null;
 }
 
-const toResult = (r: ResultRow): QualityResultRecord => ({
+export const toResult = (r: ResultRow): QualityResultRecord => ({
   id: r.id,
   operationPk: r.operation_pk,
   characteristic: r.characteristic_id,
@@ -81,7 +81,7 @@ const toResult = (r: ResultRow): QualityResultRecord => ({
   ncr: r.ncr_id === null ? null : { id: r.ncr_id, number: r.ncr_number! },
 });
 
-interface NcrRow {
+export interface NcrRow {
   id: number;
   number: string;
   order_id: string;
@@ -104,7 +104,7 @@ interface NcrRow {
   created_at: Date;
 }
 
-const toNcr = (r: NcrRow): NcrRecord => ({
+export const toNcr = (r: NcrRow): NcrRecord => ({
   id: r.id,
   number: r.number,
   orderId: r.order_id,
