@@ -415,6 +415,15 @@ describe('running, completing and holding', () => {
       [order.id],
     );
     assert.equal(outbox.rows[0]!.payload.goodQuantity, '1');
+    const last = await t.database.db.query(
+      `SELECT event_type FROM outbox_events WHERE aggregate_id = $1 ORDER BY id DESC LIMIT 2`,
+      [order.id],
+    );
+    assert.deepEqual(
+      last.rows.map((r) => r.event_type),
+      ['OrderCompleted', 'OperationCompleted'],
+      'the order completes after its last operation, in outbox order too',
+    );
     assert.equal((await t.loom.audit.verify()).ok, true);
   });
 });

@@ -484,12 +484,25 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
       return r.rowCount === 1;
     },
 
-    async ncrQuantityAt(tx, operationPk) {
-      const r = await asPg(tx).query<{ q: string }>(
-        'SELECT COALESCE(sum(quantity), 0)::text AS q FROM ncrs WHERE operation_pk = $1',
-        [operationPk],
+    async lockForOperation(tx, pk) {
+      const db = asPg(tx);
+      const o = await db.query<OrderRow>(
+        `SELECT * FROM production_orders WHERE id = (SELECT order_id FROM order_operations WHERE id = $1) FOR UPDATE`,
+        [pk],
       );
-      return quantityFromDb(r.rows[0]!.q);
+      const order = o.rows[0];
+      if (!order) return null;
+      const ops = await db.query<OperationRow & { ncr_quantity: string | null }>(
+        `SELECT o.*, CASE WHEN o.id = $2 THEN (SELECT COALESCE(sum(n.quantity), 0)::text FROM ncrs n WHERE n.operation_pk = o.id) END AS ncr_quantity
+           FROM order_operations o WHERE o.order_id = $1 ORDER BY o.sequence FOR UPDATE OF o`,
+        [order.id, pk],
+      );
+      const mine = ops.rows.find((r) => r.id === pk);
+      return {
+        order: toOrder(order),
+        operations: ops.rows.map(toOperation),
+        ncrQuantity: quantityFromDb(mine?.ncr_quantity ?? '0'),
+      };
     },
 
     async reasonCodes() {

@@ -212,7 +212,13 @@ export interface ExecutionStore {
   lotStatuses(tx: Tx, ids: readonly string[]): Promise<Map<string, string>>;
   addProductionEvent(tx: Tx, e: ProductionEventInput): Promise<void>;
   reasonCodeExists(tx: Tx, code: string): Promise<boolean>;
-  /** Quantity under nonconformance reports raised at an operation (any state). */
-  ncrQuantityAt(tx: Tx, operationPk: number): Promise<Quantity>;
+  /**
+   * Locks the order of an operation, then all its operations in sequence (the one lock order of
+   * execution use cases), in two statements; with the quantity under NCRs raised at `pk`.
+   */
+  lockForOperation(
+    tx: Tx,
+    pk: number,
+  ): Promise<{ order: ProductionOrder; operations: OrderOperation[]; ncrQuantity: Quantity } | null>;
   reasonCodes(): Promise<{ code: string; category: string; description: string; active: boolean }[]>;
 }

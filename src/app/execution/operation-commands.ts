@@ -15,18 +15,18 @@ import type { OrderOperation, ProductionOrder } from './execution-ports.ts';
 import { notFound } from './start-operation.ts';
 import { operationView, orderView, type OperationView } from './views.ts';
 
-/** Locks the order, then the operation: the one lock order every execution use case follows. */
+/** Locks the order, then its operations: the one lock order every execution use case follows. */
 export async function lockOperation(
   deps: ExecutionDeps,
   tx: Tx,
   pk: number,
-): Promise<Result<{ order: ProductionOrder; op: OrderOperation }>> {
-  const peek = await deps.store.operation(tx, pk);
-  if (!peek) return notFound(pk);
-  const order = await deps.store.order(tx, peek.orderId, true);
-  const op = await deps.store.operation(tx, pk, true);
-  if (!order || !op) return notFound(pk);
-  return ok({ order, op });
+): Promise<
+  Result<{ order: ProductionOrder; op: OrderOperation; ops: OrderOperation[]; ncrQuantity: Quantity }>
+> {
+  const locked = await deps.store.lockForOperation(tx, pk);
+  const op = locked?.operations.find((o) => o.pk === pk);
+  if (!locked || !op) return notFound(pk);
+  return ok({ order: locked.order, op, ops: locked.operations, ncrQuantity: locked.ncrQuantity });
 }
 
 /** The routing step a (rework) operation belongs to: KPIs count rework against the step it repairs. */
@@ -154,12 +154,11 @@ export async function completeOperation(
   }
   const locked = await lockOperation(deps, tx, pk);
   if (!locked.ok) return locked;
-  const { order, op } = locked.value;
+  const { order, op, ops, ncrQuantity: ncr } = locked.value;
   const next = transitionOperation(op.state, 'complete');
   if (!next.ok) return next;
 
   // A unit is reported once: good, scrap, or under an NCR (whose disposition then accounts for it).
-  const ncr = await deps.store.ncrQuantityAt(tx, op.pk);
   const reported = add(add(add(op.goodQuantity, op.scrapQuantity), add(good.value, scrap.value)), ncr);
   if (reported > op.plannedQuantity) {
     return fail(
@@ -200,7 +199,6 @@ export async function completeOperation(
   if (good.value > ZERO) await event('good', good.value, null);
   if (scrap.value > ZERO) await event('scrap', scrap.value, input.scrapCause ?? null);
 
-  const ops = await deps.store.operations(tx, op.orderId);
   let readied: OrderOperation | null = null;
   if (!op.isRework) {
     const following = ops.find((o) => !o.isRework && o.sequence > op.sequence);
@@ -208,23 +206,6 @@ export async function completeOperation(
       readied = await deps.store.updateOperation(tx, following.pk, {
         state: 'Ready',
         ...(completed.goodQuantity > ZERO ? { plannedQuantity: completed.goodQuantity } : {}),
-      });
-    }
-  }
-  let orderState = order.state;
-  const allDone = ops.every((o) => (o.pk === op.pk ? true : o.state === 'Completed'));
-  if (allDone) {
-    const t = transitionOrder(order.state, 'complete');
-    if (t.ok) {
-      const done = await deps.store.updateOrder(tx, order.id, { state: t.value, completedAt: now });
-      orderState = done.state;
-      const last = ops.filter((o) => !o.isRework).at(-1);
-      const finalGood = last?.pk === op.pk ? completed.goodQuantity : (last?.goodQuantity ?? ZERO);
-      await deps.outbox.add(tx, {
-        aggregateType: 'production-order',
-        aggregateId: order.id,
-        eventType: 'OrderCompleted',
-        payload: { order: orderView(done), goodQuantity: formatQuantity(finalGood), at: now.toISOString() },
       });
     }
   }
@@ -275,6 +256,24 @@ export async function completeOperation(
       at: now.toISOString(),
     },
   });
+  // The order's completion follows its last operation's completion in the outbox, as it happened.
+  let orderState = order.state;
+  const allDone = ops.every((o) => (o.pk === op.pk ? true : o.state === 'Completed'));
+  if (allDone) {
+    const t = transitionOrder(order.state, 'complete');
+    if (t.ok) {
+      const done = await deps.store.updateOrder(tx, order.id, { state: t.value, completedAt: now });
+      orderState = done.state;
+      const last = ops.filter((o) => !o.isRework).at(-1);
+      const finalGood = last?.pk === op.pk ? completed.goodQuantity : (last?.goodQuantity ?? ZERO);
+      await deps.outbox.add(tx, {
+        aggregateType: 'production-order',
+        aggregateId: order.id,
+        eventType: 'OrderCompleted',
+        payload: { order: orderView(done), goodQuantity: formatQuantity(finalGood), at: now.toISOString() },
+      });
+    }
+  }
   return ok({
     operation: operationView(completed),
     orderState,
