@@ -11,6 +11,8 @@ import type { AuditTrail, PasswordHasher, UnitOfWork } from '../app/ports.ts';
 import type { LoomConfig } from '../config/config.ts';
 import { systemClock, type Clock } from '../domain/shared/clock.ts';
 import { batchRecordFeature } from './batch-record-feature.ts';
+import { erpInboundFeature } from './erp-inbound-feature.ts';
+import { erpOutboundFeature, type ErpOutbound } from './erp-outbound-feature.ts';
 import { executionFeature } from './execution-feature.ts';
 import { materialFeature } from './material-feature.ts';
 import { plantFeature } from './plant-feature.ts';
@@ -22,6 +24,8 @@ export interface Loom {
   readonly audit: AuditTrail;
   readonly uow: UnitOfWork;
   readonly db: Database;
+  /** ERP outbound relay and file drop; `startServer` starts and stops their workers. */
+  readonly erp: ErpOutbound;
 }
 
 /**
@@ -35,6 +39,7 @@ export async function composeLoom(deps: {
   clock?: Clock;
   hasher?: PasswordHasher;
   readinessExtra?: () => Promise<Record<string, { ok: boolean; detail?: string }>>;
+  erp?: Pick<Parameters<typeof erpOutboundFeature>[0], 'delivery' | 'filePollMs'>;
 }): Promise<Loom> {
   const clock = deps.clock ?? systemClock;
   const uow = postgresUnitOfWork(deps.db);
@@ -51,6 +56,17 @@ export async function composeLoom(deps: {
     sessionMaxHours: deps.config.sessionMaxHours,
   });
 
+  const erp = erpOutboundFeature({
+    ...deps.erp,
+    config: deps.config,
+    db: deps.db,
+    uow,
+    audit,
+    clock,
+    auth,
+    logger: deps.logger,
+  });
+
   const app = await buildHttpServer({
     logger: deps.logger,
     auth,
@@ -63,6 +79,16 @@ export async function composeLoom(deps: {
       qualityFeature({ db: deps.db, uow, audit, clock, auth }),
       materialFeature({ db: deps.db, uow, audit, auth }),
       batchRecordFeature({ db: deps.db, audit, clock }),
+      erpInboundFeature({
+        db: deps.db,
+        uow,
+        audit,
+        clock,
+        auth,
+        timeZone: deps.config.plantTimeZone,
+        mappingsDir: deps.config.erpMappingsDir,
+      }),
+      erp.routes,
     ],
     readiness: async () => {
       const checks: Record<string, { ok: boolean; detail?: string }> = {};
@@ -72,9 +98,9 @@ export async function composeLoom(deps: {
       } catch (e) {
         checks.database = { ok: false, detail: (e as Error).message };
       }
-      Object.assign(checks, (await deps.readinessExtra?.()) ?? {});
+      Object.assign(checks, await erp.readiness(), (await deps.readinessExtra?.()) ?? {});
       return { ready: Object.values(checks).every((c) => c.ok), checks };
     },
   });
-  return { app, auth, audit, uow, db: deps.db };
+  return { app, auth, audit, uow, db: deps.db, erp };
 }

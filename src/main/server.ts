@@ -48,6 +48,8 @@ export async function startServer(
       .catch((e: unknown) => logger.error({ err: e }, 'audit chaining failed; will retry'));
   }, 1000);
   chainer.unref();
+  // ERP outbound relay and file drop (src/main/erp-outbound-feature.ts), when configured.
+  loom.erp.start();
 
   let stopping: Promise<void> | undefined;
   return {
@@ -56,6 +58,7 @@ export async function startServer(
     stop() {
       stopping ??= (async () => {
         clearInterval(chainer);
+        await loom.erp.stop();
         await loom.app.close();
         await loom.audit.chainPending().catch(() => 0);
         await store.close();
