@@ -27,7 +27,6 @@ interface EdgeRow {
   operation_id: string | null;
   operation_name: string | null;
   work_unit_id: string | null;
-  quality: QualityResultRecord[];
 }
 
 /**
@@ -74,16 +73,7 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
          )
          SELECT e.id, e.from_lot, e.to_lot, e.kind, e.quantity::text AS quantity, r.depth, e.at, e.actor,
                 e.person_id, p.name AS person_name, e.equipment_id, e.operation_pk,
-                o.order_id, o.operation_id, o.name AS operation_name, o.work_unit_id,
-                COALESCE((
-                  SELECT jsonb_agg(jsonb_build_object(
-                           'characteristicId', q.characteristic_id, 'kind', q.kind,
-                           'value', COALESCE(q.value_numeric::text, q.value_attribute),
-                           'lsl', q.lsl::text, 'usl', q.usl::text, 'verdict', q.verdict,
-                           'lotId', q.lot_id, 'actor', q.actor, 'at', q.at) ORDER BY q.id)
-                    FROM quality_results q
-                   WHERE q.operation_pk = e.operation_pk AND (q.lot_id IS NULL OR q.lot_id = e.to_lot)
-                ), '[]'::jsonb) AS quality
+                o.order_id, o.operation_id, o.name AS operation_name, o.work_unit_id
            FROM reached r
            JOIN genealogy_edges e ON e.id = r.id
            LEFT JOIN order_operations o ON o.id = e.operation_pk
@@ -91,6 +81,30 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
           ORDER BY r.depth, e.id`,
         [lotId, maxDepth],
       );
+      // Quality results of every operation in the tree in one query, not one subquery per edge.
+      const opPks = [...new Set(r.rows.map((e) => e.operation_pk).filter((pk): pk is number => pk !== null))];
+      const quality = new Map<number, (QualityResultRecord & { operationPk: number })[]>();
+      if (opPks.length > 0) {
+        const q = await db.pool.query<QualityResultRecord & { operationPk: number }>(
+          `SELECT q.operation_pk AS "operationPk", q.characteristic_id AS "characteristicId", q.kind,
+                  COALESCE(q.value_numeric::text, q.value_attribute) AS value, q.lsl::text AS lsl, q.usl::text AS usl,
+                  q.verdict, q.lot_id AS "lotId", q.actor,
+                  to_char(q.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
+             FROM quality_results q WHERE q.operation_pk = ANY($1::bigint[]) ORDER BY q.id`,
+          [opPks],
+        );
+        for (const row of q.rows) {
+          const list = quality.get(row.operationPk);
+          if (list) list.push(row);
+          else quality.set(row.operationPk, [row]);
+        }
+      }
+      const resultsFor = (opPk: number | null, toLot: string): QualityResultRecord[] =>
+        opPk === null
+          ? []
+          : (quality.get(opPk) ?? [])
+              .filter((q) => q.lotId === null || q.lotId === toLot)
+              .map(({ operationPk: _pk, ...rest }) => rest);
       return r.rows.map((e): GenealogyEdgeRecord => ({
         id: e.id,
         fromLot: e.from_lot,
@@ -113,7 +127,7 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
                 name: e.operation_name!,
                 workUnitId: e.work_unit_id,
               },
-        qualityResults: e.quality,
+        qualityResults: resultsFor(e.operation_pk, e.to_lot),
       }));
     },
 

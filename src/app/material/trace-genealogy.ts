@@ -132,7 +132,9 @@ export class GenealogyTrace {
     const next = new Map<string, GenealogyEdgeRecord[]>();
     for (const e of edges) {
       const at = direction === 'backward' ? e.toLot : e.fromLot;
-      next.set(at, [...(next.get(at) ?? []), e]);
+      const list = next.get(at);
+      if (list) list.push(e);
+      else next.set(at, [e]);
     }
     const expanded = new Set<string>();
     const build = (lotId: string, via?: GenealogyEdgeRecord): TraceNode => {
