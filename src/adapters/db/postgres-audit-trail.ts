@@ -53,11 +53,12 @@ export function postgresAuditTrail(db: Database): AuditTrail {
 
   return {
     async append(tx, e) {
-      await asPg(tx).query(
-        `INSERT INTO audit_log (txid, at, actor_id, actor_name, action, entity_type, entity_id, reason,
+      await asPg(tx).query({
+        name: 'loom_audit_append',
+        text: `INSERT INTO audit_log (txid, at, actor_id, actor_name, action, entity_type, entity_id, reason,
                                 old_value, new_value, signature, request_id)
          VALUES ('0', now(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [
+        values: [
           e.actor.userId,
           e.actor.username,
           e.action,
@@ -69,7 +70,7 @@ export function postgresAuditTrail(db: Database): AuditTrail {
           json(e.signature ?? undefined),
           e.requestId ?? null,
         ],
-      );
+      });
     },
 
     async list(f) {

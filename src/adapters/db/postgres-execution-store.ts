@@ -356,10 +356,11 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
     },
 
     async addActivity(tx, a) {
-      await asPg(tx).query(
-        `INSERT INTO operation_activities (operation_pk, kind, actor, person_id, work_unit_id, detail, at)
+      await asPg(tx).query({
+        name: 'loom_activity_add',
+        text: `INSERT INTO operation_activities (operation_pk, kind, actor, person_id, work_unit_id, detail, at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [
+        values: [
           a.operationPk,
           a.kind,
           a.actor,
@@ -368,7 +369,7 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
           a.detail === undefined ? null : JSON.stringify(a.detail),
           a.at,
         ],
-      );
+      });
     },
 
     async dispatch(f) {
@@ -486,17 +487,19 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
 
     async lockForOperation(tx, pk) {
       const db = asPg(tx);
-      const o = await db.query<OrderRow>(
-        `SELECT * FROM production_orders WHERE id = (SELECT order_id FROM order_operations WHERE id = $1) FOR UPDATE`,
-        [pk],
-      );
+      const o = await db.query<OrderRow>({
+        name: 'loom_lock_order_of_operation',
+        text: `SELECT * FROM production_orders WHERE id = (SELECT order_id FROM order_operations WHERE id = $1) FOR UPDATE`,
+        values: [pk],
+      });
       const order = o.rows[0];
       if (!order) return null;
-      const ops = await db.query<OperationRow & { ncr_quantity: string | null }>(
-        `SELECT o.*, CASE WHEN o.id = $2 THEN (SELECT COALESCE(sum(n.quantity), 0)::text FROM ncrs n WHERE n.operation_pk = o.id) END AS ncr_quantity
+      const ops = await db.query<OperationRow & { ncr_quantity: string | null }>({
+        name: 'loom_lock_operations_of_order',
+        text: `SELECT o.*, CASE WHEN o.id = $2 THEN (SELECT COALESCE(sum(n.quantity), 0)::text FROM ncrs n WHERE n.operation_pk = o.id) END AS ncr_quantity
            FROM order_operations o WHERE o.order_id = $1 ORDER BY o.sequence FOR UPDATE OF o`,
-        [order.id, pk],
-      );
+        values: [order.id, pk],
+      });
       const mine = ops.rows.find((r) => r.id === pk);
       return {
         order: toOrder(order),
@@ -513,11 +516,12 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
     },
 
     async addProductionEvent(tx, e) {
-      await asPg(tx).query(
-        `INSERT INTO production_events (at, kind, quantity, order_id, operation_pk, operation_id, routing_step, product_id,
+      await asPg(tx).query({
+        name: 'loom_production_event_add',
+        text: `INSERT INTO production_events (at, kind, quantity, order_id, operation_pk, operation_id, routing_step, product_id,
                                         work_unit_id, cause_code, shift_id, first_pass)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, shift_of($1), $11)`,
-        [
+        values: [
           e.at,
           e.kind,
           formatQuantity(e.quantity),
@@ -530,7 +534,7 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
           e.causeCode,
           e.firstPass,
         ],
-      );
+      });
     },
   };
 }

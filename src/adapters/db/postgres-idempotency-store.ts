@@ -32,11 +32,12 @@ export function postgresIdempotencyStore(): IdempotencyStore {
 export function postgresOutbox(): Outbox {
   return {
     async add(tx, e) {
-      const r = await asPg(tx).query<{ id: number; message_id: string }>(
-        `INSERT INTO outbox_events (aggregate_type, aggregate_id, event_type, payload)
+      const r = await asPg(tx).query<{ id: number; message_id: string }>({
+        name: 'loom_outbox_add',
+        text: `INSERT INTO outbox_events (aggregate_type, aggregate_id, event_type, payload)
          VALUES ($1, $2, $3, $4) RETURNING id, message_id`,
-        [e.aggregateType, e.aggregateId, e.eventType, JSON.stringify(e.payload)],
-      );
+        values: [e.aggregateType, e.aggregateId, e.eventType, JSON.stringify(e.payload)],
+      });
       return { id: r.rows[0]!.id, messageId: r.rows[0]!.message_id };
     },
   };
