@@ -20,6 +20,8 @@ import { openDatabase } from './open-database.ts';
 import { genealogyTrace } from './material-feature.ts';
 import { plantService } from './plant-feature.ts';
 import { startServer } from './server.ts';
+import { erpOutboundFeature } from './erp-outbound-feature.ts';
+import { startErpStandIn } from '../sim/erp-standin.ts';
 
 const out = (s: string): void => {
   process.stdout.write(`${s}\n`);
@@ -191,6 +193,64 @@ program
       out(formatTraceTree(r.value));
     }),
   );
+
+program
+  .command('deliver')
+  .description(
+    'deliver the due outbox events to the ERP (LOOM_ERP_OUTBOUND_URL and/or LOOM_ERP_OUTBOX_DIR) and print a summary; exit 1 if any failed',
+  )
+  .requiredOption('--once', 'drain what is due once and exit (`loom start` delivers continuously)')
+  .action(() =>
+    withStore(program.opts(), async (s) => {
+      const erp = erpOutboundFeature({
+        config: config(program.opts()),
+        db: s.db,
+        uow: postgresUnitOfWork(s.db),
+        audit: postgresAuditTrail(s.db),
+        clock: systemClock,
+        auth: authFor(s),
+        logger: createLogger(process.env.LOOM_LOG_LEVEL ?? 'warn', process.stderr),
+      });
+      if (!erp.deliverer) {
+        process.stderr.write(
+          'loom: outbound delivery is not configured: set LOOM_ERP_OUTBOUND_URL or LOOM_ERP_OUTBOX_DIR\n',
+        );
+        process.exitCode = 2;
+        return;
+      }
+      const r = await erp.deliverer.drain();
+      out(
+        `outbox: ${r.claimed} due, ${r.delivered} delivered, ${r.failed} failed (retried later), ${r.dead} dead-lettered`,
+      );
+      if (r.failed > 0 || r.dead > 0) process.exitCode = 1;
+    }),
+  );
+
+program
+  .command('sim')
+  .description('simulated peers')
+  .command('erp')
+  .description('run the ERP stand-in (receives performance messages, sends orders) until Ctrl-C')
+  .option('--port <port>', 'TCP port (default: any free port)')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .action(async (o: { port?: string; host: string }) => {
+    const port = o.port === undefined ? 0 : Number(o.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      process.stderr.write(`--port ${o.port}: not a TCP port (0-65535)\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const erp = await startErpStandIn({ port, host: o.host });
+    out(`ERP stand-in on ${erp.url}  (LOOM_ERP_OUTBOUND_URL=${erp.performanceUrl})`);
+    const shutdown = () => {
+      erp.stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGINT', shutdown);
+    process.once('SIGTERM', shutdown);
+  });
 
 function describeImport(file: string, s: ImportSummary): string {
   const lines = [`${s.dryRun ? 'dry run, nothing written' : 'imported'}: ${file}`];

@@ -10,16 +10,10 @@ import { erpInboundRoutes } from '../adapters/http/routes/erp-inbound-routes.ts'
 import type { ErpDeps } from '../app/erp/erp-ports.ts';
 import { executionDeps } from './execution-feature.ts';
 
-/** The ERP's inbound side: REST orders, master data and goods receipts, B2MML, JSONata mappings. */
-export function erpInboundFeature(
-  deps: Parameters<typeof executionDeps>[0] & {
-    mappingsDir: string;
-    /** Defaults to the xmllint binary when installed, else xmllint-wasm. */
-    validator?: XsdValidator;
-  },
-): (app: FastifyInstance) => Promise<void> {
+/** The use cases' dependencies for what the ERP sends (the HTTP routes and the file drop). */
+export function erpDeps(deps: Parameters<typeof executionDeps>[0]): ErpDeps {
   const execution = executionDeps(deps);
-  const erp: ErpDeps = {
+  return {
     execution,
     materials: {
       uow: deps.uow,
@@ -33,6 +27,17 @@ export function erpInboundFeature(
     plant: postgresPlantStore(deps.db),
     inbound: postgresErpInboundStore(),
   };
+}
+
+/** The ERP's inbound side: REST orders, master data and goods receipts, B2MML, JSONata mappings. */
+export function erpInboundFeature(
+  deps: Parameters<typeof executionDeps>[0] & {
+    mappingsDir: string;
+    /** Defaults to the xmllint binary when installed, else xmllint-wasm. */
+    validator?: XsdValidator;
+  },
+): (app: FastifyInstance) => Promise<void> {
+  const erp = erpDeps(deps);
   return async (app) => {
     const validator = deps.validator ?? (await createXsdValidator());
     app.log.info({ engine: validator.engine }, 'B2MML schema validation');

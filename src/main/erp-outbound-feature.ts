@@ -5,6 +5,7 @@ import {
   postgresOutboxRelayStore,
 } from '../adapters/db/postgres-outbox-relay-store.ts';
 import type { Database } from '../adapters/db/postgres-pool.ts';
+import { intakeB2mml } from '../adapters/erp/b2mml-intake.ts';
 import { b2mmlPerformanceEncoder } from '../adapters/erp/b2mml-performance-encoder.ts';
 import { csvActualsFolder } from '../adapters/erp/csv-actuals-folder.ts';
 import { parseOrderCsv } from '../adapters/erp/erp-csv.ts';
@@ -18,14 +19,14 @@ import {
 import { createXsdValidator, type XsdValidator } from '../adapters/erp/xsd-validator.ts';
 import { erpOutboxRoutes } from '../adapters/http/routes/erp-outbox-routes.ts';
 import type { AuthService } from '../app/auth/auth-service.ts';
-import { importOrderFile } from '../app/erp/import-order-file.ts';
+import { FILE_DROP_ACTOR, importOrderFile } from '../app/erp/import-order-file.ts';
 import type { ErpDeliveryHealth } from '../app/erp/outbox-admin.ts';
 import { OutboxDeliverer, type DelivererOptions } from '../app/erp/outbox-deliverer.ts';
 import type { OutboundEncoder } from '../app/erp/outbox-ports.ts';
 import type { AuditTrail, UnitOfWork } from '../app/ports.ts';
 import type { LoomConfig } from '../config/config.ts';
 import type { Clock } from '../domain/shared/clock.ts';
-import { executionDeps } from './execution-feature.ts';
+import { erpDeps } from './erp-inbound-feature.ts';
 
 export interface ErpOutbound {
   readonly routes: (app: FastifyInstance) => Promise<void>;
@@ -50,7 +51,14 @@ export interface ErpOutboundDeps {
   /** Test and benchmark knobs of the relay (batch size, lanes, idle pause). */
   readonly delivery?: Partial<Pick<DelivererOptions, 'batchSize' | 'lanes' | 'idleMs'>>;
   readonly filePollMs?: number;
+  /** The file drop's B2MML schema validator; by default created on the first `.xml` file. */
+  readonly validator?: XsdValidator;
 }
+
+const orderCounts = (summary: unknown): string => {
+  const s = summary as { created?: number; updated?: number; unchanged?: number };
+  return `${s.created ?? 0} created, ${s.updated ?? 0} updated, ${s.unchanged ?? 0} unchanged`;
+};
 
 function encoderFor(config: LoomConfig): OutboundEncoder {
   switch (config.erpOutboundFormat) {
@@ -102,7 +110,7 @@ export function erpOutboundFeature(deps: ErpOutboundDeps): ErpOutbound {
 
   let fileDrop: OrderFileWatcher | null = null;
   if (config.erpInboxDir) {
-    const execution = executionDeps({
+    const erp = erpDeps({
       db: deps.db,
       uow: deps.uow,
       audit: deps.audit,
@@ -110,6 +118,7 @@ export function erpOutboundFeature(deps: ErpOutboundDeps): ErpOutbound {
       auth: deps.auth,
       timeZone: config.plantTimeZone,
     });
+    const execution = erp.execution;
     const csv: OrderFileHandler = async (name, content) => {
       const parsed = parseOrderCsv(content);
       if (!parsed.ok) return { ok: false, problems: parsed.problems };
@@ -120,10 +129,23 @@ export function erpOutboundFeature(deps: ErpOutboundDeps): ErpOutbound {
         summary: `${r.value.created} created, ${r.value.updated} updated, ${r.value.unchanged} unchanged`,
       };
     };
-    const xml: OrderFileHandler = async () => ({
-      ok: false,
-      problems: [{ line: 0, message: 'B2MML order files are not accepted by this build yet; send CSV' }],
-    });
+    // Compiled on the first XML file: a plant that only drops CSV never pays for the schema set.
+    let validator: Promise<XsdValidator> | undefined = deps.validator && Promise.resolve(deps.validator);
+    const xml: OrderFileHandler = async (name, content) => {
+      const r = await intakeB2mml(
+        { erp, validator: await (validator ??= createXsdValidator()), clock: deps.clock },
+        content,
+        FILE_DROP_ACTOR,
+        { requestId: `file:${name}` },
+        { accepts: ['ProcessProductionSchedule'] },
+      );
+      if (!r.ok) {
+        return { ok: false, reason: `${r.error.code}: ${r.error.message}`, problems: r.problems };
+      }
+      if (r.replayed)
+        return { ok: true, summary: `replay of BODID ${r.bodId}: already applied, nothing changed` };
+      return { ok: true, summary: `BODID ${r.bodId}: ${orderCounts(r.summary)}` };
+    };
     fileDrop = orderFileWatcher({
       dir: config.erpInboxDir,
       handlers: { csv, xml },

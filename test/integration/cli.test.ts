@@ -6,6 +6,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -231,5 +235,56 @@ describe('loom audit verify and loom user add on a PostgreSQL server', () => {
     assert.equal(r.code, 3, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
     assert.match(r.stdout, /AUDIT TRAIL BROKEN at entry 1 \(hash-mismatch\)/);
     assert.match(r.stdout, /audit entry 1 was altered/);
+  });
+
+  it('loom deliver --once writes the due actuals to the outbound folder and prints what it did', async (t) => {
+    if (unreachable) return t.skip(unreachable);
+    const none = await loom(['deliver', '--once'], { LOOM_DATABASE_URL: url });
+    assert.equal(none.code, 2, 'nothing to deliver to');
+    assert.match(none.stderr, /outbound delivery is not configured/);
+
+    const c = await connect(url);
+    try {
+      await c.query(
+        `INSERT INTO outbox_events (aggregate_type, aggregate_id, event_type, payload)
+         VALUES ('production-order', 'PO-CLI-1', 'OperationCompleted',
+                 '{"order": "PO-CLI-1", "operation": 10, "good": "3", "scrap": "0", "unit": "pcs", "at": "2026-11-25T10:00:00.000Z"}')`,
+      );
+    } finally {
+      await c.end();
+    }
+    const dir = await mkdtemp(path.join(tmpdir(), 'loom-cli-outbox-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const r = await loom(['deliver', '--once'], { LOOM_DATABASE_URL: url, LOOM_ERP_OUTBOX_DIR: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /outbox: 1 due, 1 delivered, 0 failed \(retried later\), 0 dead-lettered/);
+    assert.equal(readdirSync(dir).filter((f) => f.endsWith('.csv')).length, 1);
+  });
+});
+
+describe('loom sim erp', () => {
+  it('serves the ERP stand-in on the port given, prints its URL, and stops on SIGINT', async () => {
+    const child = spawn(process.execPath, ['bin/loom.js', 'sim', 'erp', '--port', '0'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    let stdout = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (b: Buffer) => {
+        stdout += b.toString();
+        const m = /ERP stand-in on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+        if (m) resolve(m[1]!);
+      });
+      child.on('close', () => reject(new Error(`exited before serving: ${stdout}`)));
+    });
+    assert.match(stdout, /LOOM_ERP_OUTBOUND_URL=http:\/\/127\.0\.0\.1:\d+\//);
+    const res = await fetch(url);
+    assert.ok(res.status < 500, `the stand-in answers (${res.status})`);
+    await res.arrayBuffer();
+    const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    child.kill('SIGINT');
+    assert.equal(await closed, 0);
+    clearTimeout(timer);
   });
 });

@@ -45,6 +45,8 @@ after(() => {
   for (const c of children) c.kill('SIGKILL');
 });
 
+const b2mmlFixture = (name: string) => readFileSync(path.join(ROOT, 'test/fixtures/b2mml', name), 'utf8');
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function freePort(): Promise<number> {
@@ -564,6 +566,48 @@ describe('legacy file drop', () => {
     assert.deepEqual(await ordersWith('SAP-I-'), ['SAP-I-1', 'SAP-I-2']);
     assert.ok(existsSync(path.join(inbox, '.orders-5.csv.tmp')));
     assert.ok(existsSync(path.join(inbox, '.orders-6.csv')));
+  });
+
+  it('creates the orders of a B2MML ProcessProductionSchedule file once by BODID, and moves each copy to processed/', async () => {
+    await setUp();
+    const schedule = b2mmlFixture('process-production-schedule.xml');
+    await writeFile(path.join(inbox, 'schedule-1.xml'), schedule);
+    assert.deepEqual(await settle(), ['schedule-1.xml']);
+    assert.deepEqual(await ordersWith('100045'), ['1000451', '1000452']);
+    assert.ok(existsSync(path.join(inbox, 'processed', 'schedule-1.xml')));
+    assert.ok(!existsSync(path.join(inbox, 'failed', 'schedule-1.xml.error.txt')));
+
+    await writeFile(path.join(inbox, 'schedule-1-resent.xml'), schedule);
+    assert.deepEqual(await settle(), ['schedule-1-resent.xml']);
+    assert.ok(
+      existsSync(path.join(inbox, 'processed', 'schedule-1-resent.xml')),
+      'a replay is not a failure',
+    );
+    assert.deepEqual(await ordersWith('100045'), ['1000451', '1000452']);
+    const applied = await t.database.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM erp_inbound_messages WHERE message_id = '6f1c2d5e-0b6a-4a55-9d33-0c7c1c1e4a01'`,
+    );
+    assert.equal(applied.rows[0]?.n, 1, 'one BODID, applied once');
+  });
+
+  it('creates nothing from a schema-invalid B2MML file and names the line in its error file', async () => {
+    await setUp();
+    await writeFile(path.join(inbox, 'schedule-2.xml'), b2mmlFixture('schema-invalid.xml'));
+    assert.deepEqual(await settle(), ['schedule-2.xml']);
+    assert.deepEqual(await ordersWith('INV-'), []);
+    assert.ok(existsSync(path.join(inbox, 'failed', 'schedule-2.xml')));
+    const error = readFileSync(path.join(inbox, 'failed', 'schedule-2.xml.error.txt'), 'utf8');
+    assert.match(error, /^LOOM_B2MML_SCHEMA_INVALID: ProcessProductionSchedule does not validate/m);
+    assert.match(error, /^line 13: element Priority: /m);
+  });
+
+  it('refuses a B2MML file with a DOCTYPE before parsing it', async () => {
+    await setUp();
+    await writeFile(path.join(inbox, 'schedule-3.xml'), b2mmlFixture('billion-laughs.xml'));
+    assert.deepEqual(await settle(), ['schedule-3.xml']);
+    const error = readFileSync(path.join(inbox, 'failed', 'schedule-3.xml.error.txt'), 'utf8');
+    assert.match(error, /^LOOM_B2MML_DOCTYPE_REFUSED: /m);
+    assert.match(error, /^line 2: /m);
   });
 
   it('writes actuals to the outbound folder as one CSV per event, named by message id, with no temp file left', async () => {

@@ -2,10 +2,21 @@ import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promi
 import path from 'node:path';
 import { fsyncDir } from './csv-actuals-folder.ts';
 
+/** One reason a file was refused; `line` is null when the problem has no single line (a path names it). */
+export interface FileProblem {
+  readonly line: number | null;
+  readonly message: string;
+}
+
 /** What a handler made of one file: accepted, or refused naming the line and the problem. */
 export type FileOutcome =
   | { readonly ok: true; readonly summary: string }
-  | { readonly ok: false; readonly problems: readonly { line: number; message: string }[] };
+  | {
+      readonly ok: false;
+      /** The refusal as a whole (`LOOM_B2MML_SCHEMA_INVALID: …`), written above the problems. */
+      readonly reason?: string;
+      readonly problems: readonly FileProblem[];
+    };
 
 /** Handles one file's content; throws only for infrastructure failure (the file is retried). */
 export type OrderFileHandler = (name: string, content: string) => Promise<FileOutcome>;
@@ -54,11 +65,12 @@ export function orderFileWatcher(o: OrderFileWatcherOptions): OrderFileWatcher {
     return dest;
   }
 
-  async function fail(name: string, problems: readonly { line: number; message: string }[]) {
+  async function fail(name: string, outcome: Extract<FileOutcome, { ok: false }>) {
     const dest = await moveTo('failed', name);
     const text =
       `${name}: refused, nothing was created.\n` +
-      problems.map((p) => `line ${p.line}: ${p.message}`).join('\n') +
+      (outcome.reason ? `${outcome.reason}\n` : '') +
+      outcome.problems.map((p) => (p.line === null ? p.message : `line ${p.line}: ${p.message}`)).join('\n') +
       '\n';
     await writeFile(`${dest}.error.txt`, text, 'utf8');
   }
@@ -101,7 +113,7 @@ export function orderFileWatcher(o: OrderFileWatcherOptions): OrderFileWatcher {
           outcome = await handler(name, content);
         }
         if (outcome.ok) await moveTo('processed', name);
-        else await fail(name, outcome.problems);
+        else await fail(name, outcome);
         seen.delete(name);
         moved.push(name);
         o.onProcessed?.(name, outcome);

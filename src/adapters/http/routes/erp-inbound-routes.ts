@@ -3,27 +3,20 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { contentHash } from '../../../app/auth/tokens.ts';
-import { acceptOrders, MAX_ORDERS_PER_REQUEST, type AcceptedOrders } from '../../../app/erp/accept-orders.ts';
+import { acceptOrders, MAX_ORDERS_PER_REQUEST } from '../../../app/erp/accept-orders.ts';
 import type { ErpDeps } from '../../../app/erp/erp-ports.ts';
 import { applyInboundMessage, type InboundOutcome } from '../../../app/erp/inbound-message.ts';
 import { receiveLots } from '../../../app/erp/receive-lots.ts';
 import { syncMaterialDefinitions } from '../../../app/erp/sync-material-definitions.ts';
-import type { IdempotencyStore, Tx } from '../../../app/ports.ts';
+import type { IdempotencyStore } from '../../../app/ports.ts';
 import { runIdempotent } from '../../../app/shared/idempotent.ts';
 import type { Role } from '../../../domain/auth/roles.ts';
 import type { Clock } from '../../../domain/shared/clock.ts';
 import { issuesFromZod } from '../../../domain/shared/field-issues.ts';
-import { ok, type DomainError, type FieldIssue, type Result } from '../../../domain/shared/result.ts';
-import {
-  applicationAreaOf,
-  INBOUND_SCHEMA,
-  isInboundVerb,
-  readInbound,
-  type ApplicationArea,
-  type InboundMessage,
-} from '../../erp/b2mml-inbound.ts';
-import { acknowledgeProductionSchedule, confirmBod } from '../../erp/b2mml-reply.ts';
-import { parseXml, rootElementOf, screenXml, type XmlIssue } from '../../erp/b2mml-xml.ts';
+import { ok, type DomainError } from '../../../domain/shared/result.ts';
+import type { ApplicationArea } from '../../erp/b2mml-inbound.ts';
+import { batchView, intakeB2mml } from '../../erp/b2mml-intake.ts';
+import { confirmBod } from '../../erp/b2mml-reply.ts';
 import type { JsonataMappings } from '../../erp/jsonata-mapping.ts';
 import type { XsdValidator } from '../../erp/xsd-validator.ts';
 import { principalOf } from '../auth-guard.ts';
@@ -46,24 +39,6 @@ export interface ErpInboundRouteDeps {
 
 const DocumentId = z.string().trim().min(1).max(150);
 const items = z.array(z.unknown()).min(1).max(MAX_ORDERS_PER_REQUEST);
-
-/** A batch answer: counts, and per order its outcome and the Loom order (operations left out). */
-const batchView = (r: AcceptedOrders) => ({
-  created: r.created,
-  updated: r.updated,
-  unchanged: r.unchanged,
-  orders: r.orders.map((o) => ({
-    index: o.index,
-    outcome: o.outcome,
-    order: o.order,
-    operations: o.operations.length,
-  })),
-});
-
-const lineIssue = (i: XmlIssue): FieldIssue => ({
-  path: `line ${i.line ?? '?'}${i.element ? `, element ${i.element}` : ''}`,
-  message: i.message,
-});
 
 export function erpInboundRoutes(deps: ErpInboundRouteDeps) {
   const { erp } = deps;
@@ -123,100 +98,6 @@ export function erpInboundRoutes(deps: ErpInboundRouteDeps) {
           { bodId: randomUUID(), at: deps.clock.now() },
         ),
       );
-  }
-
-  async function applyB2mml(
-    req: FastifyRequest,
-    message: InboundMessage,
-  ): Promise<InboundOutcome<{ reply: string; summary: unknown }>> {
-    const actor = principalOf(req);
-    const area = message.area;
-    const reply = { bodId: randomUUID(), at: deps.clock.now() };
-    const located = (list: readonly { path: string }[]) => (i: number) => list[i]?.path ?? `[${i}]`;
-    let content: unknown;
-    let fn: (tx: Tx) => Promise<Result<{ reply: string; summary: unknown }>>;
-    switch (message.verb) {
-      case 'ProcessProductionSchedule':
-        content = message.orders.map((o) => o.input);
-        fn = async (tx) => {
-          const r = await acceptOrders(
-            erp.execution,
-            tx,
-            actor,
-            message.orders.map((o) => o.input),
-            ctx(req),
-            located(message.orders),
-          );
-          if (!r.ok) return r;
-          const acknowledged = r.value.orders.map((o) => ({
-            ...message.refs[o.index]!,
-            orderId: o.order.id,
-            outcome: o.outcome,
-          }));
-          return ok({
-            reply: acknowledgeProductionSchedule(area, acknowledged, reply),
-            summary: batchView(r.value),
-          });
-        };
-        break;
-      case 'SyncMaterialDefinition':
-        content = message.definitions.map((d) => d.input);
-        fn = async (tx) => {
-          const r = await syncMaterialDefinitions(
-            masterData,
-            tx,
-            actor,
-            message.definitions.map((d) => d.input),
-            ctx(req),
-            located(message.definitions),
-          );
-          if (!r.ok) return r;
-          const text = r.value.map((d) => `${d.id} ${d.outcome}`).join(', ');
-          return ok({
-            reply: confirmBod(
-              area,
-              { accepted: true, code: 'OK', description: `Material definitions: ${text}` },
-              reply,
-            ),
-            summary: r.value,
-          });
-        };
-        break;
-      case 'SyncMaterialLot':
-        content = message.lots.map((l) => l.input);
-        fn = async (tx) => {
-          const r = await receiveLots(
-            erp.materials,
-            tx,
-            actor,
-            message.lots.map((l) => l.input),
-            ctx(req),
-            located(message.lots),
-          );
-          if (!r.ok) return r;
-          const text = r.value.map((l) => `${l.id} (${l.quantity} ${l.unit}, ${l.status})`).join(', ');
-          return ok({
-            reply: confirmBod(
-              area,
-              { accepted: true, code: 'OK', description: `Lots received: ${text}` },
-              reply,
-            ),
-            summary: r.value.map((l) => l.id),
-          });
-        };
-        break;
-    }
-    return applyInboundMessage(
-      uow,
-      erp.inbound,
-      {
-        messageId: area.bodId!,
-        source: 'b2mml',
-        verb: message.verb,
-        requestHash: contentHash({ verb: message.verb, content }),
-      },
-      fn,
-    );
   }
 
   return async function (base: FastifyInstance) {
@@ -398,66 +279,10 @@ export function erpInboundRoutes(deps: ErpInboundRouteDeps) {
             message: 'Send B2MML as application/xml.',
           });
         }
-        const text = req.body;
-        const screened = screenXml(text);
-        if (!screened.ok) {
-          const code = screened.reason === 'doctype' ? 'LOOM_B2MML_DOCTYPE_REFUSED' : 'LOOM_B2MML_MALFORMED';
-          const where = lineIssue(screened.issue);
-          return refuseB2mml(
-            req,
-            reply,
-            { code, message: `${where.path}: ${screened.issue.message}`, issues: [where] },
-            null,
-          );
-        }
-        const root = rootElementOf(text);
-        if (root === null || !isInboundVerb(root)) {
-          return refuseB2mml(
-            req,
-            reply,
-            {
-              code: 'LOOM_B2MML_UNSUPPORTED_MESSAGE',
-              message: `Loom does not accept ${root ?? 'this document'}; it accepts ${Object.keys(INBOUND_SCHEMA).join(', ')} (B2MML V0600).`,
-              issues: [{ path: 'line 1', message: `root element ${root ?? '(none)'} is not accepted` }],
-            },
-            null,
-          );
-        }
-        const verdict = await deps.validator.validate(text, INBOUND_SCHEMA[root]);
-        if (!verdict.valid) {
-          const issues = verdict.issues.map(lineIssue);
-          const first = issues[0];
-          return refuseB2mml(
-            req,
-            reply,
-            {
-              code: verdict.kind === 'malformed' ? 'LOOM_B2MML_MALFORMED' : 'LOOM_B2MML_SCHEMA_INVALID',
-              message: `${root} ${verdict.kind === 'malformed' ? 'is not well-formed XML' : `does not validate against ${INBOUND_SCHEMA[root]}`}${first ? ` (${first.path}: ${first.message})` : ''}`,
-              issues,
-            },
-            null,
-          );
-        }
-        const doc = parseXml(text);
-        const read = readInbound(root, doc);
-        if (!read.ok) {
-          return refuseB2mml(
-            req,
-            reply,
-            {
-              code: read.issues.some((i) => i.path === 'ApplicationArea/BODID')
-                ? 'LOOM_B2MML_BODID_REQUIRED'
-                : 'LOOM_B2MML_CONTENT_INVALID',
-              message: `${root} cannot be applied: ${read.issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-              issues: read.issues,
-            },
-            applicationAreaOf(doc),
-          );
-        }
-        const outcome = await applyB2mml(req, read.message);
-        if (outcome.kind === 'failed') return refuseB2mml(req, reply, outcome.error, read.message.area);
-        if (outcome.kind === 'replayed') reply.header('idempotent-replayed', 'true');
-        return reply.code(200).type('application/xml; charset=utf-8').send(outcome.value.reply);
+        const outcome = await intakeB2mml(deps, req.body, principalOf(req), ctx(req));
+        if (!outcome.ok) return refuseB2mml(req, reply, outcome.error, outcome.area);
+        if (outcome.replayed) reply.header('idempotent-replayed', 'true');
+        return reply.code(200).type('application/xml; charset=utf-8').send(outcome.reply);
       },
     );
   };
