@@ -1,3 +1,4 @@
+import type { OrderFileRow } from '../../app/erp/import-order-file.ts';
 import type { OutboxMessage } from '../../app/erp/outbox-ports.ts';
 
 /**
@@ -8,15 +9,8 @@ import type { OutboxMessage } from '../../app/erp/outbox-ports.ts';
 
 export const ORDER_CSV_HEADER = ['externalId', 'product', 'quantity', 'dueAt', 'priority'] as const;
 
-export interface OrderRow {
-  /** 1-based line number in the file, for error reports. */
-  readonly line: number;
-  readonly externalId: string;
-  readonly product: string;
-  readonly quantity: string;
-  readonly dueAt: string | null;
-  readonly priority: number | undefined;
-}
+/** A parsed order line; the shape the file-import use case takes. */
+export type OrderRow = OrderFileRow;
 
 export interface LineProblem {
   readonly line: number;

@@ -1,5 +1,6 @@
 import type { DomainError, Result } from '../../domain/shared/result.ts';
 import type { Tx, UnitOfWork } from '../ports.ts';
+import { Refused } from '../shared/idempotent.ts';
 import type { InboundMessage, InboundMessageStore } from './erp-ports.ts';
 
 export type InboundOutcome<T> =
@@ -7,12 +8,6 @@ export type InboundOutcome<T> =
   /** The message was applied before; `value` is what was answered then. */
   | { readonly kind: 'replayed'; readonly value: T }
   | { readonly kind: 'failed'; readonly error: DomainError };
-
-class Refused extends Error {
-  constructor(readonly error: DomainError) {
-    super(error.message);
-  }
-}
 
 /**
  * Applies an ERP message at most once: the message id is claimed, the effect runs and the answer

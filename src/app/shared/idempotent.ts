@@ -18,7 +18,8 @@ export type IdempotentOutcome<T> =
     }
   | { readonly kind: 'failed'; readonly error: DomainError };
 
-class Refused extends Error {
+/** Carries an expected failure out of a transaction so it rolls back; caught by the runner. */
+export class Refused extends Error {
   constructor(readonly error: DomainError) {
     super(error.message);
   }
