@@ -211,5 +211,6 @@ export interface OutboxEventInput {
 
 /** The transactional outbox: events committed with the state change they describe. */
 export interface Outbox {
-  add(tx: Tx, event: OutboxEventInput): Promise<{ id: number; messageId: string }>;
+  /** Written with the transaction's commit (never read back inside it). */
+  add(tx: Tx, event: OutboxEventInput): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import type { AuditEntry, AuditTrail, AuditVerification, ElectronicSignature } from '../../app/ports.ts';
 import type { Database } from './postgres-pool.ts';
+import { deferInsert } from './postgres-deferred-inserts.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 
 interface AuditRow {
@@ -39,9 +40,6 @@ const toEntry = (r: AuditRow): AuditEntry => ({
 const GENESIS = '0'.repeat(64);
 const VERIFY_BATCH = 5000;
 
-/** JSON for a jsonb parameter; `undefined` (no value) is SQL NULL, not JSON null. */
-const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
-
 /**
  * The audit trail on PostgreSQL (migration 0001, docs/adr/0005). Entries are written by the
  * caller's transaction; the hash chain is extended by `audit_chain_pending()`, which the server
@@ -52,24 +50,20 @@ export function postgresAuditTrail(db: Database): AuditTrail {
     (await db.pool.query<{ n: number }>('SELECT audit_chain_pending() AS n')).rows[0]!.n;
 
   return {
+    // Deferred to the transaction's single flush before COMMIT (postgres-deferred-inserts.ts); the
+    // trigger still stamps server time and the writing transaction.
     async append(tx, e) {
-      await asPg(tx).query({
-        name: 'loom_audit_append',
-        text: `INSERT INTO audit_log (txid, at, actor_id, actor_name, action, entity_type, entity_id, reason,
-                                old_value, new_value, signature, request_id)
-         VALUES ('0', now(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        values: [
-          e.actor.userId,
-          e.actor.username,
-          e.action,
-          e.entityType,
-          e.entityId,
-          e.reason ?? null,
-          json(e.oldValue),
-          json(e.newValue),
-          json(e.signature ?? undefined),
-          e.requestId ?? null,
-        ],
+      deferInsert(asPg(tx), 'audit_log', {
+        actor_id: e.actor.userId,
+        actor_name: e.actor.username,
+        action: e.action,
+        entity_type: e.entityType,
+        entity_id: e.entityId,
+        reason: e.reason ?? null,
+        old_value: e.oldValue ?? null,
+        new_value: e.newValue ?? null,
+        signature: e.signature ?? null,
+        request_id: e.requestId ?? null,
       });
     },
 

@@ -11,6 +11,7 @@ import { formatQuantity, quantityFromDb } from '../../domain/shared/quantity.ts'
 import type { OperationState } from '../../domain/work-order/operation-state.ts';
 import type { OrderState } from '../../domain/work-order/order-state.ts';
 import type { Database, Queryable } from './postgres-pool.ts';
+import { deferInsert } from './postgres-deferred-inserts.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 
 interface OrderRow {
@@ -356,19 +357,14 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
     },
 
     async addActivity(tx, a) {
-      await asPg(tx).query({
-        name: 'loom_activity_add',
-        text: `INSERT INTO operation_activities (operation_pk, kind, actor, person_id, work_unit_id, detail, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        values: [
-          a.operationPk,
-          a.kind,
-          a.actor,
-          a.personId ?? null,
-          a.workUnitId ?? null,
-          a.detail === undefined ? null : JSON.stringify(a.detail),
-          a.at,
-        ],
+      deferInsert(asPg(tx), 'operation_activities', {
+        operation_pk: a.operationPk,
+        kind: a.kind,
+        actor: a.actor,
+        person_id: a.personId ?? null,
+        work_unit_id: a.workUnitId ?? null,
+        detail: a.detail ?? null,
+        at: a.at.toISOString(),
       });
     },
 
@@ -516,24 +512,19 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
     },
 
     async addProductionEvent(tx, e) {
-      await asPg(tx).query({
-        name: 'loom_production_event_add',
-        text: `INSERT INTO production_events (at, kind, quantity, order_id, operation_pk, operation_id, routing_step, product_id,
-                                        work_unit_id, cause_code, shift_id, first_pass)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, shift_of($1), $11)`,
-        values: [
-          e.at,
-          e.kind,
-          formatQuantity(e.quantity),
-          e.order.id,
-          e.operation.pk,
-          e.operation.operationId,
-          e.routingStep,
-          e.order.productId,
-          e.workUnitId,
-          e.causeCode,
-          e.firstPass,
-        ],
+      // shift_id is filled by a trigger from `at` (migration 0004).
+      deferInsert(asPg(tx), 'production_events', {
+        at: e.at.toISOString(),
+        kind: e.kind,
+        quantity: formatQuantity(e.quantity),
+        order_id: e.order.id,
+        operation_pk: e.operation.pk,
+        operation_id: e.operation.operationId,
+        routing_step: e.routingStep,
+        product_id: e.order.productId,
+        work_unit_id: e.workUnitId,
+        cause_code: e.causeCode,
+        first_pass: e.firstPass,
       });
     },
   };

@@ -1,4 +1,5 @@
 import type { IdempotencyStore, Outbox } from '../../app/ports.ts';
+import { deferInsert } from './postgres-deferred-inserts.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 
 export function postgresIdempotencyStore(): IdempotencyStore {
@@ -32,13 +33,12 @@ export function postgresIdempotencyStore(): IdempotencyStore {
 export function postgresOutbox(): Outbox {
   return {
     async add(tx, e) {
-      const r = await asPg(tx).query<{ id: number; message_id: string }>({
-        name: 'loom_outbox_add',
-        text: `INSERT INTO outbox_events (aggregate_type, aggregate_id, event_type, payload)
-         VALUES ($1, $2, $3, $4) RETURNING id, message_id`,
-        values: [e.aggregateType, e.aggregateId, e.eventType, JSON.stringify(e.payload)],
+      deferInsert(asPg(tx), 'outbox_events', {
+        aggregate_type: e.aggregateType,
+        aggregate_id: e.aggregateId,
+        event_type: e.eventType,
+        payload: e.payload ?? null,
       });
-      return { id: r.rows[0]!.id, messageId: r.rows[0]!.message_id };
     },
   };
 }

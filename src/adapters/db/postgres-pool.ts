@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { discardDeferred, flushDeferred } from './postgres-deferred-inserts.ts';
 
 export type Queryable = Pick<pg.PoolClient, 'query'>;
 
@@ -53,9 +54,11 @@ export function createDatabase(
       try {
         await client.query('BEGIN');
         const result = await fn(client);
+        await flushDeferred(client);
         await client.query('COMMIT');
         return result;
       } catch (e) {
+        discardDeferred(client);
         await client.query('ROLLBACK').catch(() => undefined);
         throw e;
       } finally {

@@ -259,4 +259,14 @@ CREATE TABLE production_events (
   ncr_id         bigint REFERENCES ncrs (id)
 );
 CREATE INDEX production_events_at_idx ON production_events (at);
+
+CREATE FUNCTION production_events_shift() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.shift_id := COALESCE(NEW.shift_id, shift_of(NEW.at));
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER production_events_shift BEFORE INSERT ON production_events
+  FOR EACH ROW EXECUTE FUNCTION production_events_shift();
 CREATE INDEX production_events_product_idx ON production_events (product_id, at);
