@@ -421,6 +421,7 @@ describe('consumption at an operation', () => {
     send('POST', `/api/operations/${pk}/consumptions`, cookie, body, headers);
 
   it('consumes part of a Released lot: quantity taken, consumption and audit and outbox written', async () => {
+    await t.database.db.query(`UPDATE production_orders SET external_id = 'ERP-4711' WHERE id = $1`, [order]);
     const r = await consume({ lotId: 'HARN-C1', quantity: '3' });
     assert.equal(r.statusCode, 201, r.body);
     const c = r.json();
@@ -442,6 +443,15 @@ describe('consumption at an operation', () => {
     assert.equal(ev.rows[0]!.payload.quantity, '3');
     assert.equal(ev.rows[0]!.payload.unit, 'pcs');
     assert.equal(ev.rows[0]!.payload.operation.operationId, '40');
+    const ext = await t.database.db.query<{ external_id: string | null }>(
+      'SELECT external_id FROM production_orders WHERE id = $1',
+      [order],
+    );
+    assert.equal(
+      ev.rows[0]!.payload.externalId,
+      ext.rows[0]!.external_id,
+      'the ERP order number travels with the event',
+    );
   });
 
   it('refuses each bad consumption with a clear 4xx naming the problem, and changes nothing', async () => {

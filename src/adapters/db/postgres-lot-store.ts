@@ -206,9 +206,10 @@ export function postgresLotStore(db: Database): LotStore {
         person_id: string | null;
         bom: unknown[];
         order_material_id: string;
+        order_external_id: string | null;
       }>(
         `SELECT o.id, o.order_id, o.operation_id, o.name, o.state, o.work_unit_id, o.person_id, o.bom,
-                p.material_id AS order_material_id
+                p.material_id AS order_material_id, p.external_id AS order_external_id
            FROM order_operations o JOIN production_orders p ON p.id = o.order_id
           WHERE o.id = $1 FOR UPDATE OF o`,
         [pk],
@@ -218,6 +219,7 @@ export function postgresLotStore(db: Database): LotStore {
         ? {
             pk: o.id,
             orderId: o.order_id,
+            orderExternalId: o.order_external_id,
             operationId: o.operation_id,
             name: o.name,
             state: o.state,

@@ -163,6 +163,7 @@ export async function consumeMaterial(
     eventType: 'MaterialConsumed',
     payload: {
       orderId: op.orderId,
+      externalId: op.orderExternalId,
       operation: { id: op.pk, operationId: op.operationId, name: op.name },
       consumptionId: consumption.id,
       lot: lot.id,

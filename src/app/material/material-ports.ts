@@ -33,6 +33,8 @@ export interface MaterialInfo {
 export interface OperationForMaterial {
   readonly pk: number;
   readonly orderId: string;
+  /** The ERP's order number, carried on events so the ERP can file them. */
+  readonly orderExternalId: string | null;
   readonly operationId: string;
   readonly name: string;
   readonly state: string;

@@ -117,6 +117,7 @@ export async function produceOutput(
     eventType: 'MaterialProduced',
     payload: {
       orderId: op.orderId,
+      externalId: op.orderExternalId,
       operation: { id: op.pk, operationId: op.operationId, name: op.name },
       lot: lot.id,
       kind,
