@@ -10,38 +10,11 @@ import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { ROOT, runLoom as loom } from '../support/loom-process.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SERVER_URL = process.env.LOOM_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `loom <args>` with only the LOOM_* settings given (the caller's own are dropped). */
-async function loom(args: string[], env: Record<string, string> = {}, stdin?: string): Promise<Run> {
-  const base: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('LOOM_')) base[k] = v;
-  const child = spawn(process.execPath, ['bin/loom.js', ...args], {
-    cwd: ROOT,
-    env: { ...base, LOOM_LOG_LEVEL: 'warn', ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  child.stdin.end(stdin ?? '');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
 
 /** The same server URL with another database name; works for TCP and Unix-socket URLs. */
 function withDatabase(url: string, name: string): string {

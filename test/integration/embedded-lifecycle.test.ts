@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { freePort, loomEnv } from '../support/loom-process.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ADMIN_PASSWORD = 'lifecycle-admin-password';
@@ -30,18 +30,6 @@ interface LoomProcess {
 const children = new Set<ChildProcess>();
 const dataDirs = new Set<string>();
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 async function newDataDir(): Promise<string> {
   // mkdtemp makes the folder 0700: as root this also checks that Loom opens its own data folder to
   // the `postgres` user that runs the embedded PostgreSQL.
@@ -50,17 +38,10 @@ async function newDataDir(): Promise<string> {
   return dir;
 }
 
-/** The environment of the caller without any LOOM_* setting, so only what a test sets applies. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('LOOM_')) env[k] = v;
-  return { ...env, ...extra };
-}
-
 function spawnLoom(dataDir: string, port: number): LoomProcess {
   const child = spawn(process.execPath, ['bin/loom.js', 'start'], {
     cwd: ROOT,
-    env: cleanEnv({
+    env: loomEnv({
       LOOM_DATA_DIR: dataDir,
       LOOM_PORT: String(port),
       LOOM_ADMIN_PASSWORD: ADMIN_PASSWORD,

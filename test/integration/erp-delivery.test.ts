@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +29,7 @@ import { startErpStandIn, type ErpStandIn } from '../../src/sim/erp-standin.ts';
 import { createTestApp, type TestApp } from '../support/app.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { importExamplePlant, PLANT_YAML } from '../support/plant.ts';
+import { freePort, loomEnv } from '../support/loom-process.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ADMIN_PASSWORD = 'erp-delivery-admin-password';
@@ -49,18 +49,6 @@ const b2mmlFixture = (name: string) => readFileSync(path.join(ROOT, 'test/fixtur
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 interface LoomProcess {
   readonly child: ChildProcess;
   readonly url: string;
@@ -73,12 +61,9 @@ async function startLoom(database: TestDatabase, env: Record<string, string>): P
   const port = await freePort();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'loom-erp-'));
   cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-  const base: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('LOOM_')) base[k] = v;
   const child = spawn(process.execPath, ['bin/loom.js', 'start'], {
     cwd: ROOT,
-    env: {
-      ...base,
+    env: loomEnv({
       LOOM_DATABASE_URL: database.url,
       LOOM_DATA_DIR: dataDir,
       LOOM_PORT: String(port),
@@ -86,7 +71,7 @@ async function startLoom(database: TestDatabase, env: Record<string, string>): P
       LOOM_LOG_LEVEL: 'warn',
       LOOM_PLANT_TIMEZONE: 'UTC',
       ...env,
-    },
+    }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);

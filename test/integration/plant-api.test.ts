@@ -3,19 +3,17 @@
  * idempotent, audited), master-data CRUD with the domain's validation, roles.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { ProductSchema } from '../../src/domain/production/product.ts';
 import { createTestApp, type TestApp } from '../support/app.ts';
 import { createTestDatabase } from '../support/database.ts';
+import { ROOT, runLoom as loom } from '../support/loom-process.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE = readFileSync(path.join(ROOT, 'examples/plant.yaml'), 'utf8');
 const example = parse(EXAMPLE) as Record<string, { id: string }[]>;
 
@@ -406,25 +404,6 @@ describe('plant master data', () => {
     );
   });
 });
-
-/** Runs `loom <args>` with only the given LOOM_* settings. */
-async function loom(args: string[], env: Record<string, string>) {
-  const base: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('LOOM_')) base[k] = v;
-  const child = spawn(process.execPath, ['bin/loom.js', ...args], {
-    cwd: ROOT,
-    env: { ...base, LOOM_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
 
 describe('loom import', () => {
   it('imports the example plant into a fresh database and prints the summary', async () => {

@@ -4,13 +4,13 @@
  * quality results on every edge; recall from a supplier lot; cycle protection.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { createTestApp, type TestApp } from '../support/app.ts';
 import { insertOperation, insertOrder } from '../support/execution-fixtures.ts';
+import { runLoom } from '../support/loom-process.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE = readFileSync(path.join(ROOT, 'examples/plant.yaml'), 'utf8');
@@ -299,21 +299,7 @@ describe('forward trace and recall', () => {
 });
 
 describe('loom trace', () => {
-  const loom = async (args: string[]) => {
-    const base: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('LOOM_')) base[k] = v;
-    const child = spawn(process.execPath, ['bin/loom.js', ...args], {
-      cwd: ROOT,
-      env: { ...base, LOOM_LOG_LEVEL: 'warn', LOOM_DATABASE_URL: t.database.url },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    return { code, stdout, stderr };
-  };
+  const loom = (args: string[]) => runLoom(args, { LOOM_DATABASE_URL: t.database.url });
 
   it('prints the backward tree indented by level', async () => {
     const r = await loom(['trace', 'CAR-1']);
