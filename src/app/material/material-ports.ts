@@ -45,18 +45,8 @@ export interface OperationForMaterial {
   readonly bom: readonly unknown[];
 }
 
-export interface NewLot {
-  readonly id: string;
-  readonly kind: LotKind;
-  readonly materialId: string;
-  readonly quantity: Quantity;
-  readonly unitId: string;
-  readonly status: LotStatus;
-  readonly location: string | null;
-  readonly supplierLot: string | null;
-  readonly producedBy: number | null;
-  readonly orderId: string | null;
-}
+/** A lot as it is created; the store stamps the times. */
+export type NewLot = Omit<Lot, 'createdAt' | 'updatedAt'>;
 
 export interface NewEdge {
   readonly fromLot: string;
