@@ -151,6 +151,14 @@ describe('GET /api/orders/:id/record', () => {
     assert.ok(record.order.startedAt);
   });
 
+  it("counts the rework operation's output against the step it repairs, not as first pass", async () => {
+    const ev = await t.database.db.query<{ routing_step: string; first_pass: boolean }>(
+      `SELECT routing_step, first_pass FROM production_events WHERE operation_pk = $1 AND kind = 'good'`,
+      [rework],
+    );
+    assert.deepEqual(ev.rows, [{ routing_step: '10', first_pass: false }]);
+  });
+
   it('lists every operation in sequence, the rework loop right after the step it reworks', () => {
     assert.deepEqual(
       record.operations.map((o) => [o.operation, o.sequence, o.state]),

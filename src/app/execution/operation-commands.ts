@@ -30,10 +30,11 @@ export async function lockOperation(
 }
 
 /** The routing step a (rework) operation belongs to: KPIs count rework against the step it repairs. */
-export async function routingStepOf(deps: ExecutionDeps, tx: Tx, op: OrderOperation): Promise<string> {
+export function routingStepOf(ops: readonly OrderOperation[], op: OrderOperation): string {
   let current = op;
-  while (current.reworkOf !== null) {
-    const parent = await deps.store.operation(tx, current.reworkOf);
+  // Bounded by the number of operations, so a corrupt rework_of cycle cannot loop forever.
+  for (let i = 0; i < ops.length && current.reworkOf !== null; i++) {
+    const parent = ops.find((o) => o.pk === current.reworkOf);
     if (!parent) break;
     current = parent;
   }
@@ -176,7 +177,7 @@ export async function completeOperation(
     );
   }
   const now = deps.clock.now();
-  const step = await routingStepOf(deps, tx, op);
+  const step = routingStepOf(ops, op);
   const completed = await deps.store.updateOperation(tx, op.pk, {
     state: next.value,
     completedAt: now,
