@@ -308,9 +308,3 @@ function spawnJanitor(
 export function randomDatabaseName(prefix = 'loom_test'): string {
   return `${prefix}_${randomBytes(6).toString('hex')}`;
 }
-
-export async function isDirectory(p: string): Promise<boolean> {
-  return stat(p)
-    .then((s) => s.isDirectory())
-    .catch(() => false);
-}
