@@ -22,7 +22,7 @@ describe('loadConfig', () => {
     assert.equal(c.port, 8080);
     assert.equal(c.dataDir, path.resolve('./loom-data'));
     assert.equal(c.databaseUrl, undefined);
-    assert.equal(c.mqttPort, 1883);
+    assert.equal(c.mqttPort, 1884);
     assert.ok(Object.isFrozen(c));
   });
 

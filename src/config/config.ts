@@ -35,10 +35,58 @@ export const configSchema = z
     databaseUrl: postgresUrl.optional(),
     /** Size of the PostgreSQL connection pool. */
     databasePoolSize: z.coerce.number().int().min(1).max(200).default(10),
-    /** An external MQTT broker to use instead of the embedded one. */
+    /** An external MQTT broker to use instead of the embedded one (mqtt://, mqtts://, ws://, wss://). */
     mqttUrl: mqttUrl.optional(),
-    /** Port of the embedded MQTT broker (used when `mqttUrl` is not set). */
-    mqttPort: port.default(1883),
+    /**
+     * Port of the embedded MQTT broker (used when `mqttUrl` is not set). 1884, not 1883, so that
+     * Loom starts beside a broker that already holds the standard port.
+     */
+    mqttPort: port.default(1884),
+    /** Interface the embedded MQTT broker binds to; anything but loopback requires MQTT credentials. */
+    mqttHost: z.string().min(1).default('127.0.0.1'),
+    /** User name Loom presents to the broker. */
+    mqttUsername: z.string().min(1).optional(),
+    /** Password Loom presents to the broker (secret). */
+    mqttPassword: z.string().min(1).optional(),
+    /** PEM file of the CA that signed the broker's certificate (mqtts://, wss://); default: the system CAs. */
+    mqttCaFile: z.string().min(1).optional(),
+    /** MQTT keep-alive in seconds; a dead link is noticed after about 1.5 × this (RELIABILITY.md rule 2). */
+    mqttKeepaliveSeconds: z.coerce.number().int().min(5).max(3600).default(30),
+    /** Largest MQTT message Loom accepts, in bytes; a larger one is counted and dropped. */
+    mqttMaxMessageBytes: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(256 * 1024 * 1024)
+      .default(1024 * 1024),
+    /** Run the Sparkplug B host application (`loom start`). */
+    sparkplugEnabled: z
+      .union([z.boolean(), z.enum(['true', 'false'])])
+      .transform((v) => v === true || v === 'true')
+      .default(true),
+    /** Sparkplug Primary Host id: the STATE topic `spBv1.0/STATE/<id>`. Unique in the plant (H7, H20). */
+    sparkplugHostId: z
+      .string()
+      .min(1)
+      .refine((v) => !/[+/#]/.test(v), 'must not contain +, / or #')
+      .default('loom'),
+    /**
+     * Share Sparkplug data between Loom instances through the MQTT shared subscription
+     * `$share/<group>/spBv1.0/#`; unset: this instance takes all of it.
+     */
+    sparkplugSharedGroup: z
+      .string()
+      .min(1)
+      .refine((v) => !/[+/#]/.test(v), 'must not contain +, / or #')
+      .optional(),
+    /** How long an out-of-order message waits for the missing ones before a rebirth is requested (H9). */
+    sparkplugReorderTimeoutMs: z.coerce.number().int().min(0).max(60_000).default(2000),
+    /** Fewest milliseconds between two rebirth requests to one edge node (H11). */
+    sparkplugRebirthIntervalMs: z.coerce.number().int().min(0).max(600_000).default(5000),
+    /** How often the ingest pipeline writes its batch of samples. */
+    ingestFlushMs: z.coerce.number().int().min(10).max(60_000).default(500),
+    /** Samples the ingest pipeline holds while the database is slow; beyond it, samples are dropped and counted. */
+    ingestBufferSamples: z.coerce.number().int().min(1000).max(50_000_000).default(1_000_000),
     /** Password given to the first `admin` user on first start (automated installs). */
     adminPassword: z.string().min(12, 'must be at least 12 characters').optional(),
     /** pino log level. */
@@ -121,6 +169,19 @@ export const ENV_KEYS: Record<keyof z.infer<typeof configSchema>, string> = {
   databasePoolSize: 'LOOM_DATABASE_POOL_SIZE',
   mqttUrl: 'LOOM_MQTT_URL',
   mqttPort: 'LOOM_MQTT_PORT',
+  mqttHost: 'LOOM_MQTT_HOST',
+  mqttUsername: 'LOOM_MQTT_USERNAME',
+  mqttPassword: 'LOOM_MQTT_PASSWORD',
+  mqttCaFile: 'LOOM_MQTT_CA_FILE',
+  mqttKeepaliveSeconds: 'LOOM_MQTT_KEEPALIVE_SECONDS',
+  mqttMaxMessageBytes: 'LOOM_MQTT_MAX_MESSAGE_BYTES',
+  sparkplugEnabled: 'LOOM_SPARKPLUG_ENABLED',
+  sparkplugHostId: 'LOOM_SPARKPLUG_HOST_ID',
+  sparkplugSharedGroup: 'LOOM_SPARKPLUG_SHARED_GROUP',
+  sparkplugReorderTimeoutMs: 'LOOM_SPARKPLUG_REORDER_TIMEOUT_MS',
+  sparkplugRebirthIntervalMs: 'LOOM_SPARKPLUG_REBIRTH_INTERVAL_MS',
+  ingestFlushMs: 'LOOM_INGEST_FLUSH_MS',
+  ingestBufferSamples: 'LOOM_INGEST_BUFFER_SAMPLES',
   adminPassword: 'LOOM_ADMIN_PASSWORD',
   logLevel: 'LOOM_LOG_LEVEL',
   sessionIdleMinutes: 'LOOM_SESSION_IDLE_MINUTES',
@@ -140,7 +201,14 @@ export const ENV_KEYS: Record<keyof z.infer<typeof configSchema>, string> = {
   erpMappingsDir: 'LOOM_ERP_MAPPINGS_DIR',
 };
 
-const SECRET_KEYS = new Set<string>(['adminPassword', 'databaseUrl', 'mqttUrl', 'erpOutboundUrl']);
+const SECRET_KEYS = new Set<string>([
+  'adminPassword',
+  'databaseUrl',
+  'mqttUrl',
+  'mqttPassword',
+  'erpOutboundUrl',
+  'erpOutboundToken',
+]);
 
 export interface ConfigProblem {
   /** The key as the user wrote it: `LOOM_PORT` or `config.yaml: port`. */
@@ -163,7 +231,7 @@ export class ConfigError extends Error {
 
 function maskValue(key: string, value: unknown): unknown {
   if (value === undefined) return value;
-  if (/PASSWORD|TOKEN|adminPassword|erpOutboundToken/.test(key)) return '***';
+  if (/PASSWORD|TOKEN|adminPassword|erpOutboundToken|mqttPassword/.test(key)) return '***';
   // A rejected URL is echoed so the user sees what was wrong, but never with its credentials.
   if (/URL|databaseUrl|mqttUrl/.test(key) && typeof value === 'string') return maskUrl(value);
   return value;
@@ -259,7 +327,7 @@ export function describeConfig(config: LoomConfig): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(config)) {
     if (v === undefined) continue;
-    if (k === 'adminPassword' || k === 'erpOutboundToken') out[k] = '***';
+    if (k === 'adminPassword' || k === 'erpOutboundToken' || k === 'mqttPassword') out[k] = '***';
     else if (SECRET_KEYS.has(k) && typeof v === 'string') out[k] = maskUrl(v);
     else out[k] = v;
   }
