@@ -17,6 +17,7 @@ import { executionFeature } from './execution-feature.ts';
 import { materialFeature } from './material-feature.ts';
 import { plantFeature } from './plant-feature.ts';
 import { qualityFeature } from './quality-feature.ts';
+import { telemetryFeature, type Telemetry } from './telemetry-feature.ts';
 
 export interface Loom {
   readonly app: FastifyInstance;
@@ -26,6 +27,8 @@ export interface Loom {
   readonly db: Database;
   /** ERP outbound relay and file drop; `startServer` starts and stops their workers. */
   readonly erp: ErpOutbound;
+  /** Signals, ingest pipeline, history, connection health; `startServer` starts the pipeline and connectors. */
+  readonly telemetry: Telemetry;
 }
 
 /**
@@ -67,6 +70,8 @@ export async function composeLoom(deps: {
     logger: deps.logger,
   });
 
+  const telemetry = telemetryFeature({ config: deps.config, db: deps.db, clock, logger: deps.logger });
+
   const app = await buildHttpServer({
     logger: deps.logger,
     auth,
@@ -89,6 +94,7 @@ export async function composeLoom(deps: {
         mappingsDir: deps.config.erpMappingsDir,
       }),
       erp.routes,
+      telemetry.routes,
     ],
     readiness: async () => {
       const checks: Record<string, { ok: boolean; detail?: string }> = {};
@@ -102,5 +108,5 @@ export async function composeLoom(deps: {
       return { ready: Object.values(checks).every((c) => c.ok), checks };
     },
   });
-  return { app, auth, audit, uow, db: deps.db, erp };
+  return { app, auth, audit, uow, db: deps.db, erp, telemetry };
 }

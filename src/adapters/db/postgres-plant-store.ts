@@ -19,6 +19,7 @@ import type {
 } from '../../domain/production/product.ts';
 import type { Database, Queryable } from './postgres-pool.ts';
 import { asPg } from './postgres-unit-of-work.ts';
+import { sourceTagOf, type Signal } from '../../domain/signal/signal.ts';
 
 /** Any constant, distinct from the migration and audit locks: serialises plant-model writers. */
 const PLANT_MODEL_LOCK = 0x504c4e54; // 'PLNT'
@@ -451,6 +452,7 @@ export function postgresPlantStore(db: Database): PlantStore {
         UNION ALL SELECT DISTINCT ${OPERATION} || ' (characteristics)' FROM routing_operation_characteristics WHERE unit_id = $1
         UNION ALL SELECT ${OPERATION} || ' (parameters)' FROM routing_operations
                    WHERE parameters @> jsonb_build_array(jsonb_build_object('unit', $1::text))
+        UNION ALL SELECT format('signal %L', id) FROM signals WHERE unit_id = $1
         ORDER BY 1`,
     }),
     qualification: simpleRepository<QualificationDefinition, QualificationRow>(db, {
@@ -487,6 +489,7 @@ export function postgresPlantStore(db: Database): PlantStore {
       referrers: `SELECT format('equipment %L (its parent)', id) AS what FROM equipment WHERE parent_id = $1
         UNION ALL SELECT ${OPERATION} || ' (work center)' FROM routing_operations WHERE work_center_id = $1
         UNION ALL SELECT ${OPERATION} || ' (work units)' FROM routing_operation_work_units WHERE equipment_id = $1
+        UNION ALL SELECT format('signal %L', id) FROM signals WHERE equipment_id = $1
         ORDER BY 1`,
     }),
     material: simpleRepository<MaterialDefinition, MaterialRow>(db, {
@@ -510,5 +513,68 @@ export function postgresPlantStore(db: Database): PlantStore {
     }),
     product: productRepository(db),
     person: personRepository(db),
+    signal: simpleRepository<Signal, SignalRow>(db, {
+      table: 'signals',
+      columns:
+        'id, equipment_id, name, description, data_type, unit_id, limit_low, limit_high, deadband, source',
+      toEntity: toSignal,
+      async save(c, x) {
+        await c.query(
+          `INSERT INTO signals (id, equipment_id, name, description, data_type, unit_id, limit_low, limit_high,
+                                deadband, source, source_tag)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           ON CONFLICT (id) DO UPDATE SET equipment_id = EXCLUDED.equipment_id, name = EXCLUDED.name,
+             description = EXCLUDED.description, data_type = EXCLUDED.data_type, unit_id = EXCLUDED.unit_id,
+             limit_low = EXCLUDED.limit_low, limit_high = EXCLUDED.limit_high, deadband = EXCLUDED.deadband,
+             source = EXCLUDED.source, source_tag = EXCLUDED.source_tag, updated_at = now()`,
+          [
+            x.id,
+            x.equipment,
+            x.name ?? null,
+            x.description ?? null,
+            x.dataType,
+            x.unit ?? null,
+            x.limits?.low ?? null,
+            x.limits?.high ?? null,
+            x.deadband ?? null,
+            x.source,
+            sourceTagOf(x.source),
+          ],
+        );
+      },
+      referrers: `SELECT 'its history' AS what WHERE EXISTS (
+          SELECT 1 FROM signal_chunks c JOIN signals s USING (signal_no) WHERE s.id = $1)`,
+    }),
+  };
+}
+
+interface SignalRow {
+  id: string;
+  equipment_id: string;
+  name: string | null;
+  description: string | null;
+  data_type: Signal['dataType'];
+  unit_id: string | null;
+  limit_low: number | null;
+  limit_high: number | null;
+  deadband: number | null;
+  source: Signal['source'];
+}
+
+function toSignal(r: SignalRow): Signal {
+  const limits = {
+    ...(r.limit_low === null ? {} : { low: r.limit_low }),
+    ...(r.limit_high === null ? {} : { high: r.limit_high }),
+  };
+  return {
+    id: r.id,
+    equipment: r.equipment_id,
+    ...opt('name', r.name),
+    ...opt('description', r.description),
+    dataType: r.data_type,
+    ...opt('unit', r.unit_id),
+    ...(Object.keys(limits).length > 0 ? { limits } : {}),
+    ...opt('deadband', r.deadband),
+    source: r.source,
   };
 }

@@ -20,6 +20,7 @@ export const SECTION_OF = {
   material: 'materials',
   product: 'products',
   person: 'personnel',
+  signal: 'signals',
 } as const satisfies Record<PlantKind, keyof PlantModel>;
 export type PlantSection = (typeof SECTION_OF)[PlantKind];
 
@@ -36,6 +37,7 @@ export const ENTITY_TYPE: Readonly<Record<PlantKind, string>> = {
   material: 'material-definition',
   product: 'product',
   person: 'person',
+  signal: 'signal',
 };
 
 /** Everything stored, as one plant model (the shape a file has). */
@@ -47,6 +49,7 @@ export async function loadStoredModel(store: PlantStore, tx: Tx): Promise<PlantM
     materials: await store.material.list(tx),
     products: await store.product.list(tx),
     personnel: await store.person.list(tx),
+    signals: await store.signal.list(tx),
   };
 }
 
@@ -90,6 +93,7 @@ export const emptyModel = (): PlantModel => ({
   materials: [],
   products: [],
   personnel: [],
+  signals: [],
 });
 
 /**

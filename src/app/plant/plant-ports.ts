@@ -2,10 +2,11 @@ import type { Equipment } from '../../domain/equipment/equipment.ts';
 import type { MaterialDefinition, UnitOfMeasure } from '../../domain/material/material-definition.ts';
 import type { Person, QualificationDefinition } from '../../domain/personnel/person.ts';
 import type { Product } from '../../domain/production/product.ts';
+import type { Signal } from '../../domain/signal/signal.ts';
 import type { Tx } from '../ports.ts';
 
 /** The kinds of plant master data, each one entity type with its own REST collection. */
-export const PLANT_KINDS = ['unit', 'qualification', 'equipment', 'material', 'product', 'person'] as const;
+export const PLANT_KINDS = ['unit', 'qualification', 'equipment', 'material', 'product', 'person', 'signal'] as const;
 export type PlantKind = (typeof PLANT_KINDS)[number];
 
 export interface PlantEntities {
@@ -15,6 +16,7 @@ export interface PlantEntities {
   material: MaterialDefinition;
   product: Product;
   person: Person;
+  signal: Signal;
 }
 export type PlantEntity = PlantEntities[PlantKind];
 

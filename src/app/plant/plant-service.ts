@@ -4,6 +4,7 @@ import {
   validateMaterialDefinition,
   validateUnitOfMeasure,
 } from '../../domain/material/material-definition.ts';
+import { validateSignal } from '../../domain/signal/signal.ts';
 import { validatePerson, validateQualificationDefinition } from '../../domain/personnel/person.ts';
 import type { PlantModel } from '../../domain/plant/plant-model.ts';
 import { plantInvalid } from '../../domain/plant/plant-errors.ts';
@@ -60,6 +61,8 @@ function validateOne(kind: PlantKind, input: unknown, stored: PlantModel): Resul
       return validateProduct(input, known);
     case 'person':
       return validatePerson(input, known);
+    case 'signal':
+      return validateSignal(input, known);
   }
 }
 

@@ -77,20 +77,28 @@ describe('validatePlantModel', () => {
   it('accepts an empty document and fills every section with an empty list', () => {
     assert.deepEqual(validatePlantModel({}), {
       ok: true,
-      value: { units: [], qualifications: [], equipment: [], materials: [], products: [], personnel: [] },
+      value: {
+        units: [],
+        qualifications: [],
+        equipment: [],
+        materials: [],
+        products: [],
+        personnel: [],
+        signals: [],
+      },
     });
   });
 
   it('refuses a document that is not a mapping', () => {
     assert.deepEqual(problems(null), [
-      ': plant model must be a mapping with any of units, qualifications, equipment, materials, products, personnel; got null (an empty value)',
+      ': plant model must be a mapping with any of units, qualifications, equipment, materials, products, personnel, signals; got null (an empty value)',
     ]);
   });
 
   it('refuses an unknown section and a section that is not a list', () => {
     const doc = { ...plant(), machines: [], units: { pcs: 'pieces' } };
     assert.deepEqual(problems(doc).slice(0, 2), [
-      'machines: machines is not a known section; use units, qualifications, equipment, materials, products, personnel',
+      'machines: machines is not a known section; use units, qualifications, equipment, materials, products, personnel, signals',
       'units: units must be a list; got a mapping',
     ]);
   });

@@ -14,12 +14,21 @@ import {
   type ProductReferences,
 } from '../production/product.ts';
 import { atPath, describeValue, parseAt } from '../shared/field-issues.ts';
+import { checkSignalReferences, repeatedSourceTags, SignalSchema } from '../signal/signal.ts';
 import { Identifier } from '../shared/fields.ts';
 import { ok, type FieldIssue, type Result } from '../shared/result.ts';
 import { plantInvalid } from './plant-errors.ts';
 
 /** Sections in the order a file reads best: what later sections refer to comes first. */
-const SECTIONS = ['units', 'qualifications', 'equipment', 'materials', 'products', 'personnel'] as const;
+const SECTIONS = [
+  'units',
+  'qualifications',
+  'equipment',
+  'materials',
+  'products',
+  'personnel',
+  'signals',
+] as const;
 type SectionName = (typeof SECTIONS)[number];
 
 /**
@@ -33,6 +42,7 @@ export const PlantModelSchema = z.strictObject({
   materials: z.array(MaterialDefinitionSchema).default([]),
   products: z.array(ProductSchema).default([]),
   personnel: z.array(PersonSchema).default([]),
+  signals: z.array(SignalSchema).default([]),
 });
 export type PlantModel = z.output<typeof PlantModelSchema>;
 
@@ -91,6 +101,7 @@ export function validatePlantModel(doc: unknown, existing: KnownIds = {}): Resul
   const materials = read('materials', MaterialDefinitionSchema);
   const products = read('products', ProductSchema);
   const personnel = read('personnel', PersonSchema);
+  const signals = read('signals', SignalSchema);
 
   const references: ProductReferences = {
     units: new Set([...units.defined.keys(), ...(existing.units ?? [])]),
@@ -112,6 +123,10 @@ export function validatePlantModel(doc: unknown, existing: KnownIds = {}): Resul
     issues.push(...checkPersonReferences(value, references, at));
   }
   issues.push(...repeatedUsernames(personnel));
+  for (const { at, value } of signals.entries) {
+    issues.push(...checkSignalReferences(value, references, at));
+  }
+  issues.push(...repeatedSourceTags(signals.entries));
 
   if (issues.length > 0) return plantInvalid('plant model', sortInDocumentOrder(issues));
   const values = <T>(section: Section<T>): T[] => section.entries.map((e) => e.value);
@@ -122,6 +137,7 @@ export function validatePlantModel(doc: unknown, existing: KnownIds = {}): Resul
     materials: values(materials),
     products: values(products),
     personnel: values(personnel),
+    signals: values(signals),
   });
 }
 

@@ -15,6 +15,7 @@ const COLLECTIONS: readonly (readonly [string, PlantKind])[] = [
   ['materials', 'material'],
   ['products', 'product'],
   ['personnel', 'person'],
+  ['signals', 'signal'],
 ];
 
 const readers = { allow: 'authenticated' } as const;

@@ -1,0 +1,292 @@
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { from as copyFrom } from 'pg-copy-streams';
+import type {
+  MappedSignal,
+  SampleStore,
+  SignalSeries,
+  StaleMark,
+  WriteOutcome,
+} from '../../app/telemetry/sample-store.ts';
+import type { Database, Tx } from './postgres-pool.ts';
+
+/** A chunk never spans more than this (the migration's CHECK; history queries prune by it). */
+export const CHUNK_MAX_SPAN_MS = 3_600_000;
+/** Samples per chunk at most: keeps a row's arrays a few tens of kB. */
+const CHUNK_MAX_SAMPLES = 4096;
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+/** First key of the two-int advisory locks that serialise historical writes per signal. */
+const HISTORICAL_LOCK_SPACE = 0x4c4f4f4d; // 'LOOM'
+
+const COPY_CHUNKS =
+  'COPY signal_chunks (signal_no, t_first, t_last, n, historical, ts, rx, v, s, q) FROM STDIN';
+
+interface Rollup {
+  signalNo: number;
+  minute: number;
+  n: number;
+  sum: number;
+  min: number;
+  max: number;
+}
+
+/**
+ * The time-series store on PostgreSQL (migration 0008): samples as per-signal chunks written
+ * with COPY, one-minute rollups merged in the same transaction, historical replays de-duplicated
+ * by (signal, source timestamp) under a per-signal lock.
+ */
+export function postgresSampleStore(db: Database): SampleStore {
+  return {
+    async loadSignals(): Promise<MappedSignal[]> {
+      const r = await db.query<{
+        signal_no: number;
+        id: string;
+        equipment_id: string;
+        data_type: MappedSignal['dataType'];
+        deadband: number;
+        source_tag: string;
+      }>(
+        `SELECT signal_no, id, equipment_id, data_type, coalesce(deadband, 0) AS deadband, source_tag
+           FROM signals ORDER BY signal_no`,
+      );
+      return r.rows.map((row) => ({
+        no: row.signal_no,
+        id: row.id,
+        equipment: row.equipment_id,
+        dataType: row.data_type,
+        deadband: row.deadband,
+        tag: row.source_tag,
+      }));
+    },
+
+    async ensurePartitions(now: Date): Promise<void> {
+      const today = Math.floor(now.getTime() / DAY_MS) * DAY_MS;
+      for (let d = -1; d <= 2; d++) {
+        const day = new Date(today + d * DAY_MS).toISOString().slice(0, 10);
+        await db.query('SELECT telemetry_ensure_partition($1::date)', [day]);
+      }
+    },
+
+    async write(series: readonly SignalSeries[], stale: readonly StaleMark[]): Promise<WriteOutcome> {
+      return db.transaction(async (tx) => {
+        let duplicates = 0;
+        const kept: SignalSeries[] = [];
+        const historical = series.filter((s) => s.historical);
+        const existing =
+          historical.length > 0 ? await storedTimestamps(tx, historical) : new Map<number, Set<number>>();
+        for (const s of series) {
+          if (!s.historical) {
+            kept.push(s);
+            continue;
+          }
+          const unique = withoutStored(s, existing.get(s.signal.no) ?? new Set());
+          duplicates += s.ts.length - unique.ts.length;
+          if (unique.ts.length > 0) kept.push(unique);
+        }
+        let stored = 0;
+        if (kept.length > 0) {
+          const text = chunkRows(kept);
+          stored = text.samples;
+          await pipeline(Readable.from(text.lines), tx.query(copyFrom(COPY_CHUNKS)));
+          await upsertRollups(tx, rollupsOf(kept));
+        }
+        for (const mark of stale) {
+          await tx.query(
+            `INSERT INTO signal_stale (signal_no, stale_since, reason)
+             SELECT no, $2, $3 FROM unnest($1::int[]) AS no
+             ON CONFLICT (signal_no) DO UPDATE
+               SET stale_since = greatest(signal_stale.stale_since, EXCLUDED.stale_since),
+                   reason = CASE WHEN EXCLUDED.stale_since >= signal_stale.stale_since
+                                 THEN EXCLUDED.reason ELSE signal_stale.reason END`,
+            [[...mark.signalNos].sort((a, b) => a - b), new Date(mark.at), mark.reason],
+          );
+        }
+        return { stored, duplicates };
+      });
+    },
+  };
+}
+
+/**
+ * Source timestamps already stored for the historical series' signals in their time ranges. Takes
+ * a transaction-scoped lock per signal first (in signal order, so instances never deadlock), so
+ * two instances replaying the same data cannot both decide it is new.
+ */
+async function storedTimestamps(
+  tx: Tx,
+  historical: readonly SignalSeries[],
+): Promise<Map<number, Set<number>>> {
+  const ranges = new Map<number, { lo: number; hi: number }>();
+  for (const s of historical) {
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (const t of s.ts) {
+      if (t < lo) lo = t;
+      if (t > hi) hi = t;
+    }
+    const r = ranges.get(s.signal.no);
+    ranges.set(s.signal.no, r ? { lo: Math.min(r.lo, lo), hi: Math.max(r.hi, hi) } : { lo, hi });
+  }
+  const nos = [...ranges.keys()].sort((a, b) => a - b);
+  await tx.query('SELECT pg_advisory_xact_lock($1, no) FROM unnest($2::int[]) AS no ORDER BY no', [
+    HISTORICAL_LOCK_SPACE,
+    nos,
+  ]);
+  const r = await tx.query<{ signal_no: number; t: number }>(
+    `SELECT c.signal_no, u.t
+       FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) AS r (no, lo, hi)
+       JOIN signal_chunks c ON c.signal_no = r.no
+                           AND c.t_first <= r.hi AND c.t_last >= r.lo
+                           AND c.t_first >= r.lo - interval '1 hour'
+       CROSS JOIN LATERAL unnest(c.ts) AS u (t)
+      WHERE u.t BETWEEN (extract(epoch FROM r.lo) * 1000)::bigint AND (extract(epoch FROM r.hi) * 1000)::bigint`,
+    [nos, nos.map((n) => new Date(ranges.get(n)!.lo)), nos.map((n) => new Date(ranges.get(n)!.hi))],
+  );
+  const out = new Map<number, Set<number>>();
+  for (const row of r.rows) {
+    let set = out.get(row.signal_no);
+    if (!set) out.set(row.signal_no, (set = new Set()));
+    set.add(row.t);
+  }
+  return out;
+}
+
+/** The series without samples whose timestamp is stored or repeated earlier in the series. */
+function withoutStored(s: SignalSeries, stored: Set<number>): SignalSeries {
+  const seen = new Set(stored);
+  const out: SignalSeries = { ...s, ts: [], rx: [], v: [], s: [], q: [], allGood: true };
+  const isString = s.signal.dataType === 'string';
+  for (let i = 0; i < s.ts.length; i++) {
+    const t = s.ts[i]!;
+    if (seen.has(t)) continue;
+    seen.add(t);
+    out.ts.push(t);
+    out.rx.push(s.rx[i]!);
+    if (isString) out.s.push(s.s[i] ?? null);
+    else out.v.push(s.v[i] ?? null);
+    const q = s.q[i] ?? 0;
+    out.q.push(q);
+    if (q !== 0) out.allGood = false;
+  }
+  return out;
+}
+
+/** Indices of a series in source-timestamp order (stable; usually already in order). */
+function order(ts: readonly number[]): number[] {
+  const idx = ts.map((_, i) => i);
+  for (let i = 1; i < ts.length; i++) {
+    if (ts[i]! < ts[i - 1]!) return idx.sort((a, b) => ts[a]! - ts[b]! || a - b);
+  }
+  return idx;
+}
+
+/** COPY text rows (one per chunk) for all series, split by span and size. */
+function chunkRows(series: readonly SignalSeries[]): { lines: string[]; samples: number } {
+  const lines: string[] = [];
+  let samples = 0;
+  for (const s of series) {
+    const idx = order(s.ts);
+    let start = 0;
+    while (start < idx.length) {
+      const t0 = s.ts[idx[start]!]!;
+      let end = start + 1;
+      while (
+        end < idx.length &&
+        end - start < CHUNK_MAX_SAMPLES &&
+        s.ts[idx[end]!]! - t0 <= CHUNK_MAX_SPAN_MS
+      )
+        end++;
+      lines.push(chunkLine(s, idx, start, end));
+      samples += end - start;
+      start = end;
+    }
+  }
+  return { lines, samples };
+}
+
+function chunkLine(s: SignalSeries, idx: readonly number[], start: number, end: number): string {
+  const ts: string[] = [];
+  const rx: string[] = [];
+  const vals: string[] = [];
+  const qs: string[] = [];
+  let good = true;
+  const isString = s.signal.dataType === 'string';
+  for (let k = start; k < end; k++) {
+    const i = idx[k]!;
+    ts.push(String(s.ts[i]));
+    rx.push(String(s.rx[i]));
+    if (isString) {
+      const x = s.s[i];
+      vals.push(x === null || x === undefined ? 'NULL' : arrayString(x));
+    } else {
+      const x = s.v[i];
+      vals.push(x === null || x === undefined ? 'NULL' : String(x));
+    }
+    const q = s.q[i] ?? 0;
+    if (q !== 0) good = false;
+    qs.push(String(q));
+  }
+  const first = new Date(s.ts[idx[start]!]!).toISOString();
+  const last = new Date(s.ts[idx[end - 1]!]!).toISOString();
+  const array = `{${vals.join(',')}}`;
+  return (
+    `${s.signal.no}\t${first}\t${last}\t${end - start}\t${s.historical ? 't' : 'f'}\t` +
+    `{${ts.join(',')}}\t{${rx.join(',')}}\t` +
+    `${isString ? '\\N' : array}\t${isString ? copyEscape(array) : '\\N'}\t` +
+    `${good ? '\\N' : `{${qs.join(',')}}`}\n`
+  );
+}
+
+/** A string as a quoted array element (PostgreSQL array literal syntax). */
+function arrayString(x: string): string {
+  return `"${x.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/** A field for COPY's text format: backslash, tab, newline and carriage return escaped. */
+function copyEscape(x: string): string {
+  return x.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+}
+
+/** One-minute aggregates of good, non-null number/boolean values, per signal and minute. */
+function rollupsOf(series: readonly SignalSeries[]): Rollup[] {
+  const byKey = new Map<string, Rollup>();
+  for (const s of series) {
+    if (s.signal.dataType === 'string') continue;
+    for (let i = 0; i < s.ts.length; i++) {
+      const v = s.v[i];
+      if (v === null || v === undefined || (s.q[i] ?? 0) !== 0) continue;
+      const minute = Math.floor(s.ts[i]! / MINUTE_MS) * MINUTE_MS;
+      const key = `${s.signal.no}:${minute}`;
+      const r = byKey.get(key);
+      if (r === undefined) byKey.set(key, { signalNo: s.signal.no, minute, n: 1, sum: v, min: v, max: v });
+      else {
+        r.n++;
+        r.sum += v;
+        if (v < r.min) r.min = v;
+        if (v > r.max) r.max = v;
+      }
+    }
+  }
+  return [...byKey.values()].sort((a, b) => a.signalNo - b.signalNo || a.minute - b.minute);
+}
+
+/** Merges rollups additively, in key order so concurrent instances lock rows in one order. */
+async function upsertRollups(tx: Tx, rollups: readonly Rollup[]): Promise<void> {
+  if (rollups.length === 0) return;
+  await tx.query(
+    `INSERT INTO signal_rollups_1m AS r (signal_no, minute, n, sum, min, max)
+     SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::float8[], $5::float8[], $6::float8[])
+     ON CONFLICT (signal_no, minute) DO UPDATE
+       SET n = r.n + EXCLUDED.n, sum = r.sum + EXCLUDED.sum,
+           min = least(r.min, EXCLUDED.min), max = greatest(r.max, EXCLUDED.max)`,
+    [
+      rollups.map((r) => r.signalNo),
+      rollups.map((r) => new Date(r.minute)),
+      rollups.map((r) => r.n),
+      rollups.map((r) => r.sum),
+      rollups.map((r) => r.min),
+      rollups.map((r) => r.max),
+    ],
+  );
+}

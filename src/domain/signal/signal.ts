@@ -1,0 +1,141 @@
+import { z } from 'zod';
+import { withArticle, type EquipmentCatalog } from '../equipment/equipment.ts';
+import { atPath, parseAt } from '../shared/field-issues.ts';
+import { Description, Identifier, Name } from '../shared/fields.ts';
+import { ok, type FieldIssue, type Result } from '../shared/result.ts';
+import { plantInvalid } from '../plant/plant-errors.ts';
+import { tagKey } from './sample.ts';
+
+export const SIGNAL_DATA_TYPES = ['number', 'boolean', 'string'] as const;
+export type SignalDataType = (typeof SIGNAL_DATA_TYPES)[number];
+
+/**
+ * Sparkplug ids (group, edge node, device) are UTF-8 without the MQTT wildcards and separator
+ * (Sparkplug 3.0 §1, RELIABILITY.md H20).
+ */
+const SparkplugId = z
+  .string()
+  .min(1)
+  .max(256)
+  .refine((v) => !/[+/#]/.test(v), "must not contain '+', '/' or '#' (MQTT topic characters)");
+
+const SparkplugSource = z.strictObject({
+  group: SparkplugId,
+  edgeNode: SparkplugId,
+  /** Unset: a metric of the edge node itself (NBIRTH/NDATA). */
+  device: SparkplugId.optional(),
+  metric: z.string().min(1).max(1024),
+});
+
+/** Where a signal's values come from. One source per signal; OPC UA and Modbus arrive with their connectors. */
+export const SignalSourceSchema = z.strictObject({ sparkplug: SparkplugSource });
+export type SignalSource = z.output<typeof SignalSourceSchema>;
+
+const Limits = z
+  .strictObject({ low: z.number().finite().optional(), high: z.number().finite().optional() })
+  .refine((l) => l.low === undefined || l.high === undefined || l.low <= l.high, {
+    message: 'low must not be above high',
+    path: ['low'],
+  });
+
+/**
+ * A named, typed, equipment-scoped value (`oven-1.temperature`) mapped from one source tag.
+ * A plant-model entity: it lives in the plant file's `signals` section and in `/api/plant/signals`.
+ */
+export const SignalSchema = z
+  .strictObject({
+    id: Identifier,
+    /** The equipment the value belongs to. */
+    equipment: Identifier,
+    name: Name.optional(),
+    description: Description.optional(),
+    dataType: z.enum(SIGNAL_DATA_TYPES),
+    /** A unit of measure id from the `units` section. */
+    unit: Identifier.optional(),
+    /** Engineering limits: a value outside them is an alarm condition. */
+    limits: Limits.optional(),
+    /**
+     * A new value is kept only when it differs from the last kept one by more than this
+     * (absolute, in the signal's unit). Numbers only; 0 or unset keeps every change.
+     */
+    deadband: z.number().finite().min(0).optional(),
+    source: SignalSourceSchema,
+  })
+  .superRefine((s, ctx) => {
+    if (s.dataType !== 'number' && s.deadband !== undefined && s.deadband > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deadband'],
+        message: `applies to numbers only; ${s.dataType} signals keep every change`,
+      });
+    }
+    if (s.dataType !== 'number' && s.limits !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limits'],
+        message: `apply to numbers only, not to ${s.dataType} signals`,
+      });
+    }
+  });
+export type Signal = z.output<typeof SignalSchema>;
+
+/** The source tag key a signal maps from (see `tagKey`). */
+export function sourceTagOf(source: SignalSource): string {
+  const s = source.sparkplug;
+  return tagKey.sparkplug(s.group, s.edgeNode, s.device ?? null, s.metric);
+}
+
+export interface SignalReferences {
+  readonly units: ReadonlySet<string>;
+  readonly equipment: EquipmentCatalog;
+}
+
+/** References of one signal: its equipment and unit exist. */
+export function checkSignalReferences(signal: Signal, refs: SignalReferences, at: string): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  const equipment = refs.equipment.get(signal.equipment);
+  if (!refs.equipment.has(signal.equipment)) {
+    issues.push({
+      path: atPath(at, 'equipment'),
+      message: `equipment '${signal.equipment}' is not defined; define it in equipment or use an existing id`,
+    });
+  } else if (equipment && equipment.level === 'Enterprise') {
+    issues.push({
+      path: atPath(at, 'equipment'),
+      message: `'${signal.equipment}' is ${withArticle(equipment.level)}; signals belong to a Site, Area, WorkCenter or WorkUnit`,
+    });
+  }
+  if (signal.unit !== undefined && !refs.units.has(signal.unit)) {
+    issues.push({
+      path: atPath(at, 'unit'),
+      message: `unit '${signal.unit}' is not defined; define it in units or use an existing id`,
+    });
+  }
+  return issues;
+}
+
+/** One source tag feeds one signal: a second signal on the same tag would split its history. */
+export function repeatedSourceTags(entries: readonly { at: string; value: Signal }[]): FieldIssue[] {
+  const owner = new Map<string, string>();
+  const issues: FieldIssue[] = [];
+  for (const { at, value } of entries) {
+    const tag = sourceTagOf(value.source);
+    const first = owner.get(tag);
+    if (first === undefined) owner.set(tag, at);
+    else {
+      issues.push({
+        path: atPath(at, 'source'),
+        message: `this source already feeds the signal at ${first}; one source tag maps to one signal`,
+      });
+    }
+  }
+  return issues;
+}
+
+/** A single signal from the API, checked against stored equipment and units. */
+export function validateSignal(input: unknown, refs: SignalReferences): Result<Signal> {
+  const parsed = parseAt(SignalSchema, input, '', 'signal');
+  if (!parsed.ok) return plantInvalid('signal', parsed.issues);
+  const issues = checkSignalReferences(parsed.value, refs, '');
+  return issues.length > 0 ? plantInvalid('signal', issues) : ok(parsed.value);
+}

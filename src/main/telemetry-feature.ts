@@ -1,0 +1,68 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { listenPostgres, type PostgresListener } from '../adapters/db/postgres-listener.ts';
+import type { Database } from '../adapters/db/postgres-pool.ts';
+import { postgresSampleStore } from '../adapters/db/postgres-sample-store.ts';
+import { postgresSignalHistory } from '../adapters/db/postgres-signal-history.ts';
+import { telemetryRoutes } from '../adapters/http/routes/telemetry-routes.ts';
+import { ConnectivityRegistry } from '../app/telemetry/connectivity-registry.ts';
+import { IngestPipeline } from '../app/telemetry/ingest-pipeline.ts';
+import type { LoomConfig } from '../config/config.ts';
+import type { Clock } from '../domain/shared/clock.ts';
+
+export interface Telemetry {
+  readonly pipeline: IngestPipeline;
+  readonly connectivity: ConnectivityRegistry;
+  readonly routes: (app: FastifyInstance) => Promise<void>;
+  /** Starts the ingest pipeline and follows tag-map changes (LISTEN). Connectors start separately. */
+  start(): Promise<void>;
+  /** Writes what is buffered and stops. */
+  stop(): Promise<void>;
+}
+
+/** Signals, the ingest pipeline, history and connection health (issue #5). */
+export function telemetryFeature(deps: {
+  config: LoomConfig;
+  db: Database;
+  clock: Clock;
+  logger: Logger;
+}): Telemetry {
+  const log = deps.logger.child({ component: 'telemetry' });
+  const connectivity = new ConnectivityRegistry(deps.clock);
+  const pipeline = new IngestPipeline({
+    store: postgresSampleStore(deps.db),
+    clock: deps.clock,
+    log,
+    flushMs: deps.config.ingestFlushMs,
+    maxBufferedSamples: deps.config.ingestBufferSamples,
+  });
+  let listener: PostgresListener | null = null;
+  let reload: NodeJS.Timeout | null = null;
+  const reloadSoon = () => {
+    if (reload !== null) return;
+    reload = setTimeout(() => {
+      reload = null;
+      pipeline.reloadSignals().catch((e: unknown) => log.error({ err: e }, 'reloading the tag map failed'));
+    }, 50);
+  };
+  return {
+    pipeline,
+    connectivity,
+    routes: telemetryRoutes({
+      history: postgresSignalHistory(deps.db),
+      ingestStats: () => pipeline.stats(),
+      connectivity: () => connectivity.list(),
+      now: () => deps.clock.now(),
+    }),
+    async start() {
+      listener = await listenPostgres(deps.db, 'loom_signals_changed', reloadSoon, log);
+      await pipeline.start();
+    },
+    async stop() {
+      if (reload !== null) clearTimeout(reload);
+      await listener?.stop();
+      listener = null;
+      await pipeline.stop();
+    },
+  };
+}
