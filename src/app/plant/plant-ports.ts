@@ -6,7 +6,15 @@ import type { Signal } from '../../domain/signal/signal.ts';
 import type { Tx } from '../ports.ts';
 
 /** The kinds of plant master data, each one entity type with its own REST collection. */
-export const PLANT_KINDS = ['unit', 'qualification', 'equipment', 'material', 'product', 'person', 'signal'] as const;
+export const PLANT_KINDS = [
+  'unit',
+  'qualification',
+  'equipment',
+  'material',
+  'product',
+  'person',
+  'signal',
+] as const;
 export type PlantKind = (typeof PLANT_KINDS)[number];
 
 export interface PlantEntities {
