@@ -8,6 +8,7 @@ import type {
   StaleMark,
   WriteOutcome,
 } from '../../app/telemetry/sample-store.ts';
+import { COPY_BINARY_HEADER, COPY_BINARY_TRAILER, copyBinaryRow } from './postgres-copy-binary.ts';
 import type { Database, Tx } from './postgres-pool.ts';
 
 /** A chunk never spans more than this (the migration's CHECK; history queries prune by it). */
@@ -20,7 +21,7 @@ const DAY_MS = 86_400_000;
 const HISTORICAL_LOCK_SPACE = 0x4c4f4f4d; // 'LOOM'
 
 const COPY_CHUNKS =
-  'COPY signal_chunks (signal_no, t_first, t_last, n, historical, ts, rx, v, s, q) FROM STDIN';
+  'COPY signal_chunks (signal_no, t_first, t_last, n, historical, ts, rx, v, s, q) FROM STDIN (FORMAT binary)';
 
 interface Rollup {
   signalNo: number;
@@ -86,9 +87,9 @@ export function postgresSampleStore(db: Database): SampleStore {
         }
         let stored = 0;
         if (kept.length > 0) {
-          const text = chunkRows(kept);
-          stored = text.samples;
-          await pipeline(Readable.from(text.lines), tx.query(copyFrom(COPY_CHUNKS)));
+          const copy = chunkRows(kept);
+          stored = copy.samples;
+          await pipeline(Readable.from(copy.rows), tx.query(copyFrom(COPY_CHUNKS)));
           await upsertRollups(tx, rollupsOf(kept));
         }
         for (const mark of stale) {
@@ -181,12 +182,14 @@ function order(ts: readonly number[]): number[] {
   return idx;
 }
 
-/** COPY text rows (one per chunk) for all series, split by span and size. */
-function chunkRows(series: readonly SignalSeries[]): { lines: string[]; samples: number } {
-  const lines: string[] = [];
+/** Binary COPY rows (one per chunk) for all series, split by span and size. */
+function chunkRows(series: readonly SignalSeries[]): { rows: Buffer[]; samples: number } {
+  const rows: Buffer[] = [COPY_BINARY_HEADER];
   let samples = 0;
   for (const s of series) {
     const idx = order(s.ts);
+    const text =
+      s.signal.dataType === 'string' ? s.s.map((x) => (x === null ? null : Buffer.from(x, 'utf8'))) : null;
     let start = 0;
     while (start < idx.length) {
       const t0 = s.ts[idx[start]!]!;
@@ -197,78 +200,64 @@ function chunkRows(series: readonly SignalSeries[]): { lines: string[]; samples:
         s.ts[idx[end]!]! - t0 <= CHUNK_MAX_SPAN_MS
       )
         end++;
-      lines.push(chunkLine(s, idx, start, end));
+      const index = idx.slice(start, end);
+      let good = true;
+      for (const i of index) if ((s.q[i] ?? 0) !== 0) good = false;
+      rows.push(
+        copyBinaryRow([
+          { type: 'int4', value: s.signal.no },
+          { type: 'timestamptz', ms: t0 },
+          { type: 'timestamptz', ms: s.ts[idx[end - 1]!]! },
+          { type: 'int4', value: end - start },
+          { type: 'bool', value: s.historical },
+          { type: 'int8[]', values: s.ts, index },
+          { type: 'int8[]', values: s.rx, index },
+          text === null ? { type: 'float8[]', values: s.v, index } : { type: 'null' },
+          text === null ? { type: 'null' } : { type: 'text[]', values: text, index },
+          good ? { type: 'null' } : { type: 'int2[]', values: s.q, index },
+        ]),
+      );
       samples += end - start;
       start = end;
     }
   }
-  return { lines, samples };
-}
-
-function chunkLine(s: SignalSeries, idx: readonly number[], start: number, end: number): string {
-  const ts: string[] = [];
-  const rx: string[] = [];
-  const vals: string[] = [];
-  const qs: string[] = [];
-  let good = true;
-  const isString = s.signal.dataType === 'string';
-  for (let k = start; k < end; k++) {
-    const i = idx[k]!;
-    ts.push(String(s.ts[i]));
-    rx.push(String(s.rx[i]));
-    if (isString) {
-      const x = s.s[i];
-      vals.push(x === null || x === undefined ? 'NULL' : arrayString(x));
-    } else {
-      const x = s.v[i];
-      vals.push(x === null || x === undefined ? 'NULL' : String(x));
-    }
-    const q = s.q[i] ?? 0;
-    if (q !== 0) good = false;
-    qs.push(String(q));
-  }
-  const first = new Date(s.ts[idx[start]!]!).toISOString();
-  const last = new Date(s.ts[idx[end - 1]!]!).toISOString();
-  const array = `{${vals.join(',')}}`;
-  return (
-    `${s.signal.no}\t${first}\t${last}\t${end - start}\t${s.historical ? 't' : 'f'}\t` +
-    `{${ts.join(',')}}\t{${rx.join(',')}}\t` +
-    `${isString ? '\\N' : array}\t${isString ? copyEscape(array) : '\\N'}\t` +
-    `${good ? '\\N' : `{${qs.join(',')}}`}\n`
-  );
-}
-
-/** A string as a quoted array element (PostgreSQL array literal syntax). */
-function arrayString(x: string): string {
-  return `"${x.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
-
-/** A field for COPY's text format: backslash, tab, newline and carriage return escaped. */
-function copyEscape(x: string): string {
-  return x.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+  rows.push(COPY_BINARY_TRAILER);
+  return { rows, samples };
 }
 
 /** One-minute aggregates of good, non-null number/boolean values, per signal and minute. */
 function rollupsOf(series: readonly SignalSeries[]): Rollup[] {
-  const byKey = new Map<string, Rollup>();
+  const out: Rollup[] = [];
   for (const s of series) {
     if (s.signal.dataType === 'string') continue;
+    // Samples arrive mostly in time order: aggregate runs of one minute, merge repeats below.
+    let current: Rollup | null = null;
     for (let i = 0; i < s.ts.length; i++) {
       const v = s.v[i];
       if (v === null || v === undefined || (s.q[i] ?? 0) !== 0) continue;
-      const minute = Math.floor(s.ts[i]! / MINUTE_MS) * MINUTE_MS;
-      const key = `${s.signal.no}:${minute}`;
-      const r = byKey.get(key);
-      if (r === undefined) byKey.set(key, { signalNo: s.signal.no, minute, n: 1, sum: v, min: v, max: v });
-      else {
-        r.n++;
-        r.sum += v;
-        if (v < r.min) r.min = v;
-        if (v > r.max) r.max = v;
+      const minute = s.ts[i]! - (s.ts[i]! % MINUTE_MS);
+      if (current === null || current.minute !== minute) {
+        current = { signalNo: s.signal.no, minute, n: 0, sum: 0, min: v, max: v };
+        out.push(current);
       }
+      current.n++;
+      current.sum += v;
+      if (v < current.min) current.min = v;
+      if (v > current.max) current.max = v;
     }
   }
-  return [...byKey.values()].sort((a, b) => a.signalNo - b.signalNo || a.minute - b.minute);
+  out.sort((a, b) => a.signalNo - b.signalNo || a.minute - b.minute);
+  const merged: Rollup[] = [];
+  for (const r of out) {
+    const last = merged[merged.length - 1];
+    if (last !== undefined && last.signalNo === r.signalNo && last.minute === r.minute) {
+      last.n += r.n;
+      last.sum += r.sum;
+      if (r.min < last.min) last.min = r.min;
+      if (r.max > last.max) last.max = r.max;
+    } else merged.push(r);
+  }
+  return merged;
 }
 
 /** Merges rollups additively, in key order so concurrent instances lock rows in one order. */

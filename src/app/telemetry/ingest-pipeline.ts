@@ -270,7 +270,11 @@ export class IngestPipeline implements TelemetrySink {
     ) {
       return false;
     }
-    this.#lastKept.set(signal.no, { value, quality });
+    if (last === undefined) this.#lastKept.set(signal.no, { value, quality });
+    else {
+      last.value = value;
+      last.quality = quality;
+    }
     return true;
   }
 
