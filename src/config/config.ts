@@ -39,9 +39,14 @@ export const configSchema = z
     mqttUrl: mqttUrl.optional(),
     /**
      * Port of the embedded MQTT broker (used when `mqttUrl` is not set). 1884, not 1883, so that
-     * Loom starts beside a broker that already holds the standard port.
+     * Loom starts beside a broker that already holds the standard port. 0 picks a free port (logged).
      */
-    mqttPort: port.default(1884),
+    mqttPort: z.coerce
+      .number({ error: 'must be a whole number from 0 to 65535' })
+      .int('must be a whole number from 0 to 65535')
+      .min(0, 'must be a whole number from 0 to 65535')
+      .max(65535, 'must be a whole number from 0 to 65535')
+      .default(1884),
     /** Interface the embedded MQTT broker binds to; anything but loopback requires MQTT credentials. */
     mqttHost: z.string().min(1).default('127.0.0.1'),
     /** User name Loom presents to the broker. */

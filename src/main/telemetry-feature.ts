@@ -1,20 +1,28 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { startPostgresLiveBridge, type PostgresLiveBridge } from '../adapters/db/postgres-live-bridge.ts';
 import { listenPostgres, type PostgresListener } from '../adapters/db/postgres-listener.ts';
 import type { Database } from '../adapters/db/postgres-pool.ts';
 import { postgresSampleStore } from '../adapters/db/postgres-sample-store.ts';
 import { postgresSignalHistory } from '../adapters/db/postgres-signal-history.ts';
+import { liveRoutes } from '../adapters/http/routes/live-routes.ts';
 import { telemetryRoutes } from '../adapters/http/routes/telemetry-routes.ts';
 import { ConnectivityRegistry } from '../app/telemetry/connectivity-registry.ts';
 import { IngestPipeline } from '../app/telemetry/ingest-pipeline.ts';
+import { LiveHub, connectPipeline, type LiveLimits } from '../app/telemetry/live-hub.ts';
 import type { LoomConfig } from '../config/config.ts';
 import type { Clock } from '../domain/shared/clock.ts';
 
 export interface Telemetry {
   readonly pipeline: IngestPipeline;
   readonly connectivity: ConnectivityRegistry;
+  /** Live fan-out to dashboards (`GET /api/live`) and, once started, to the other instances. */
+  readonly live: LiveHub;
   readonly routes: (app: FastifyInstance) => Promise<void>;
-  /** Starts the ingest pipeline and follows tag-map changes (LISTEN). Connectors start separately. */
+  /**
+   * Starts the ingest pipeline, follows tag-map changes (LISTEN) and joins the live fan-out between
+   * instances (LISTEN/NOTIFY `loom_live`). Connectors start separately.
+   */
   start(): Promise<void>;
   /** Writes what is buffered and stops. */
   stop(): Promise<void>;
@@ -26,6 +34,8 @@ export function telemetryFeature(deps: {
   db: Database;
   clock: Clock;
   logger: Logger;
+  /** Live stream bounds; defaults in `DEFAULT_LIVE_LIMITS`. */
+  live?: Partial<LiveLimits>;
 }): Telemetry {
   const log = deps.logger.child({ component: 'telemetry' });
   const connectivity = new ConnectivityRegistry(deps.clock);
@@ -36,6 +46,9 @@ export function telemetryFeature(deps: {
     flushMs: deps.config.ingestFlushMs,
     maxBufferedSamples: deps.config.ingestBufferSamples,
   });
+  const live = new LiveHub({ log, limits: deps.live });
+  connectPipeline(live, pipeline);
+  let bridge: PostgresLiveBridge | null = null;
   let listener: PostgresListener | null = null;
   let reload: NodeJS.Timeout | null = null;
   const reloadSoon = () => {
@@ -45,21 +58,30 @@ export function telemetryFeature(deps: {
       pipeline.reloadSignals().catch((e: unknown) => log.error({ err: e }, 'reloading the tag map failed'));
     }, 50);
   };
+  const history = telemetryRoutes({
+    history: postgresSignalHistory(deps.db),
+    ingestStats: () => pipeline.stats(),
+    connectivity: () => connectivity.list(),
+    now: () => deps.clock.now(),
+  });
+  const stream = liveRoutes({ hub: live, bridgeStats: () => bridge?.stats() ?? null });
   return {
     pipeline,
     connectivity,
-    routes: telemetryRoutes({
-      history: postgresSignalHistory(deps.db),
-      ingestStats: () => pipeline.stats(),
-      connectivity: () => connectivity.list(),
-      now: () => deps.clock.now(),
-    }),
+    live,
+    routes: async (app) => {
+      await history(app);
+      await stream(app);
+    },
     async start() {
       listener = await listenPostgres(deps.db, 'loom_signals_changed', reloadSoon, log);
+      bridge = await startPostgresLiveBridge({ db: deps.db, hub: live, log });
       await pipeline.start();
     },
     async stop() {
       if (reload !== null) clearTimeout(reload);
+      await bridge?.stop();
+      bridge = null;
       await listener?.stop();
       listener = null;
       await pipeline.stop();

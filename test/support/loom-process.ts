@@ -5,11 +5,14 @@ import { fileURLToPath } from 'node:url';
 /** The repository root, where `bin/loom.js` is run from. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** The caller's environment without any LOOM_* setting, plus `extra`: only what a test sets applies. */
+/**
+ * The caller's environment without any LOOM_* setting, plus `extra`: only what a test sets applies.
+ * The embedded MQTT broker takes a free port unless a test names one, so parallel suites never clash.
+ */
 export function loomEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('LOOM_')) env[k] = v;
-  return { ...env, ...extra };
+  return { ...env, LOOM_MQTT_PORT: '0', ...extra };
 }
 
 export interface LoomRun {
