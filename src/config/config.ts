@@ -84,6 +84,21 @@ export const configSchema = z
       .min(1)
       .refine((v) => !/[+/#]/.test(v), 'must not contain +, / or #')
       .optional(),
+    /** Sparkplug groups to subscribe to, comma-separated; unset: all (`spBv1.0/#`). */
+    sparkplugGroups: z
+      .union([z.array(z.string()), z.string()])
+      .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((g) => g.trim()).filter((g) => g !== ''))
+      .pipe(
+        z
+          .array(z.string().refine((g) => !/[+/#]/.test(g), 'group ids must not contain +, / or #'))
+          .min(1, 'list at least one group, or leave it unset for all'),
+      )
+      .optional(),
+    /** Ask edge nodes for a rebirth on bad or out-of-sync input (Sparkplug H11). */
+    sparkplugRequestRebirths: z
+      .union([z.boolean(), z.enum(['true', 'false'])])
+      .transform((v) => v === true || v === 'true')
+      .default(true),
     /** How long an out-of-order message waits for the missing ones before a rebirth is requested (H9). */
     sparkplugReorderTimeoutMs: z.coerce.number().int().min(0).max(60_000).default(2000),
     /** Fewest milliseconds between two rebirth requests to one edge node (H11). */
@@ -183,6 +198,8 @@ export const ENV_KEYS: Record<keyof z.infer<typeof configSchema>, string> = {
   sparkplugEnabled: 'LOOM_SPARKPLUG_ENABLED',
   sparkplugHostId: 'LOOM_SPARKPLUG_HOST_ID',
   sparkplugSharedGroup: 'LOOM_SPARKPLUG_SHARED_GROUP',
+  sparkplugGroups: 'LOOM_SPARKPLUG_GROUPS',
+  sparkplugRequestRebirths: 'LOOM_SPARKPLUG_REQUEST_REBIRTHS',
   sparkplugReorderTimeoutMs: 'LOOM_SPARKPLUG_REORDER_TIMEOUT_MS',
   sparkplugRebirthIntervalMs: 'LOOM_SPARKPLUG_REBIRTH_INTERVAL_MS',
   ingestFlushMs: 'LOOM_INGEST_FLUSH_MS',
@@ -322,6 +339,14 @@ export function loadConfig(sources: ConfigSources): LoomConfig {
         allowed: issue.message,
       });
     }
+  }
+  if (parsed.success && parsed.data.sparkplugSharedGroup !== undefined && parsed.data.mqttUrl === undefined) {
+    problems.push({
+      key: origin.get('sparkplugSharedGroup') ?? ENV_KEYS.sparkplugSharedGroup,
+      value: parsed.data.sparkplugSharedGroup,
+      allowed:
+        'needs LOOM_MQTT_URL: the embedded broker has no shared subscriptions; point all instances at Mosquitto, EMQX or HiveMQ',
+    });
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   return Object.freeze({ ...parsed.data, dataDir: path.resolve(parsed.data.dataDir) });

@@ -22,6 +22,7 @@ import { plantService } from './plant-feature.ts';
 import { startServer } from './server.ts';
 import { erpOutboundFeature } from './erp-outbound-feature.ts';
 import { startErpStandIn } from '../sim/erp-standin.ts';
+import { DEFAULT_PLANT_DEVICES, SparkplugEdgeNode, parseLoadSpec } from '../sim/sparkplug-edge.ts';
 
 const out = (s: string): void => {
   process.stdout.write(`${s}\n`);
@@ -251,6 +252,93 @@ program
     process.once('SIGINT', shutdown);
     process.once('SIGTERM', shutdown);
   });
+
+const simCommand = program.commands.find((c) => c.name() === 'sim')!;
+simCommand
+  .command('sparkplug')
+  .description(
+    'run a simulated Sparkplug B edge node (an oven and a press, or a load generator) until Ctrl-C; ' +
+      'it publishes NDEATH before it disconnects',
+  )
+  .option(
+    '--url <url>',
+    "MQTT broker (default: Loom's: LOOM_MQTT_URL, else the embedded broker mqtt://127.0.0.1:<LOOM_MQTT_PORT, 1884>)",
+  )
+  .option('--group <id>', 'Sparkplug group id', 'plant1')
+  .option('--edge <id>', 'Sparkplug edge node id', 'line1-edge')
+  .option('--host-id <id>', 'Primary Host whose STATE online the edge waits for before its BIRTH', 'loom')
+  .option('--no-host', 'do not wait for a Primary Host')
+  .option('--interval-ms <ms>', 'sampling and publishing period', '1000')
+  .option('--bdseq-file <file>', 'keep bdSeq across restarts in this file')
+  .option(
+    '--load <devices>x<metrics>',
+    'load generator instead of the plant: N devices of M changing Doubles',
+  )
+  .option('--seed <n>', 'random seed of the simulated machines', '1')
+  .option('--username <name>', 'MQTT user name')
+  .option('--password-stdin', 'read the MQTT password from standard input')
+  .action(
+    async (o: {
+      url?: string;
+      group: string;
+      edge: string;
+      hostId: string;
+      host: boolean;
+      intervalMs: string;
+      bdseqFile?: string;
+      load?: string;
+      seed: string;
+      username?: string;
+      passwordStdin?: boolean;
+    }) => {
+      const bad = (message: string) => {
+        process.stderr.write(`${message}\n`);
+        process.exitCode = 2;
+      };
+      const intervalMs = Number(o.intervalMs);
+      if (!Number.isInteger(intervalMs) || intervalMs < 10)
+        return bad(`--interval-ms ${o.intervalMs}: a whole number ≥ 10`);
+      const devices = o.load === undefined ? DEFAULT_PLANT_DEVICES : parseLoadSpec(o.load);
+      if (!devices) return bad(`--load ${o.load}: expected <devices>x<metrics>, e.g. 10x100`);
+      const seed = Number(o.seed);
+      if (!Number.isInteger(seed)) return bad(`--seed ${o.seed}: a whole number`);
+      const cfg = o.url === undefined ? config(program.opts()) : undefined;
+      const url = o.url ?? cfg?.mqttUrl ?? `mqtt://127.0.0.1:${cfg?.mqttPort}`;
+      const password = o.passwordStdin ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : undefined;
+      let edge: SparkplugEdgeNode;
+      try {
+        edge = new SparkplugEdgeNode({
+          url,
+          groupId: o.group,
+          edgeNodeId: o.edge,
+          primaryHostId: o.host ? o.hostId : null,
+          devices,
+          intervalMs,
+          seed,
+          logger: createLogger(process.env.LOOM_LOG_LEVEL ?? 'info', process.stderr),
+          ...(o.bdseqFile ? { bdSeqFile: o.bdseqFile } : {}),
+          ...(o.username ? { username: o.username } : {}),
+          ...(password !== undefined ? { password } : {}),
+        });
+      } catch (e) {
+        if (e instanceof RangeError) return bad(e.message);
+        throw e;
+      }
+      await edge.start();
+      out(
+        `Sparkplug edge node ${o.group}/${o.edge} → ${url.replace(/\/\/[^@/]*@/, '//***@')}` +
+          (o.host ? ` (waiting for Primary Host '${o.hostId}')` : ''),
+      );
+      const shutdown = () => {
+        edge.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', shutdown);
+      process.once('SIGTERM', shutdown);
+    },
+  );
 
 function describeImport(file: string, s: ImportSummary): string {
   const lines = [`${s.dryRun ? 'dry run, nothing written' : 'imported'}: ${file}`];

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import type { LoomConfig } from '../config/config.ts';
+import { systemClock } from '../domain/shared/clock.ts';
 import { composeLoom, type Loom } from './loom.ts';
 import { openDatabase } from './open-database.ts';
+import { startShopFloor, type ShopFloor } from './shop-floor-feature.ts';
 
 export interface RunningServer {
   readonly loom: Loom;
@@ -19,8 +21,14 @@ export async function startServer(
   const store = await openDatabase(config, logger);
   logger.info(`using ${store.describe}`);
   let loom: Loom;
+  let shopFloor: ShopFloor | null = null;
   try {
-    loom = await composeLoom({ config, db: store.db, logger });
+    loom = await composeLoom({
+      config,
+      db: store.db,
+      logger,
+      readinessExtra: async () => shopFloor?.readiness() ?? {},
+    });
     const admin = await loom.auth.bootstrapAdmin(config.adminPassword);
     if (admin.generatedPassword) {
       print(
@@ -30,8 +38,16 @@ export async function startServer(
     } else if (admin.created) {
       logger.info("first start: created user 'admin' with the password from LOOM_ADMIN_PASSWORD");
     }
+    shopFloor = await startShopFloor({
+      config,
+      telemetry: loom.telemetry,
+      auth: loom.auth,
+      clock: systemClock,
+      logger,
+    });
     await loom.app.listen({ host: config.host, port: config.port });
   } catch (e) {
+    await shopFloor?.stop().catch(() => undefined);
     await store.close();
     throw e;
   }
@@ -60,6 +76,7 @@ export async function startServer(
         clearInterval(chainer);
         await loom.erp.stop();
         await loom.app.close();
+        await shopFloor?.stop();
         await loom.audit.chainPending().catch(() => 0);
         await store.close();
       })();

@@ -17,7 +17,7 @@ export const CHUNK_MAX_SPAN_MS = 3_600_000;
 const CHUNK_MAX_SAMPLES = 4096;
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
-/** First key of the two-int advisory locks that serialise historical writes per signal. */
+/** First key of the two-int advisory locks that serialise checked writes per signal. */
 const HISTORICAL_LOCK_SPACE = 0x4c4f4f4d; // 'LOOM'
 
 const COPY_CHUNKS =
@@ -35,7 +35,8 @@ interface Rollup {
 /**
  * The time-series store on PostgreSQL (migration 0008): samples as per-signal chunks written
  * with COPY, one-minute rollups merged in the same transaction, historical replays de-duplicated
- * by (signal, source timestamp) under a per-signal lock.
+ * (and BIRTH values, which every instance receives) de-duplicated by (signal, source timestamp)
+ * under a per-signal lock.
  */
 export function postgresSampleStore(db: Database): SampleStore {
   return {
@@ -73,11 +74,11 @@ export function postgresSampleStore(db: Database): SampleStore {
       return db.transaction(async (tx) => {
         let duplicates = 0;
         const kept: SignalSeries[] = [];
-        const historical = series.filter((s) => s.historical);
+        const checked = series.filter((s) => s.checked);
         const existing =
-          historical.length > 0 ? await storedTimestamps(tx, historical) : new Map<number, Set<number>>();
+          checked.length > 0 ? await storedTimestamps(tx, checked) : new Map<number, Set<number>>();
         for (const s of series) {
-          if (!s.historical) {
+          if (!s.checked) {
             kept.push(s);
             continue;
           }
@@ -110,16 +111,13 @@ export function postgresSampleStore(db: Database): SampleStore {
 }
 
 /**
- * Source timestamps already stored for the historical series' signals in their time ranges. Takes
+ * Source timestamps already stored for the checked series' signals in their time ranges. Takes
  * a transaction-scoped lock per signal first (in signal order, so instances never deadlock), so
- * two instances replaying the same data cannot both decide it is new.
+ * two instances receiving the same data cannot both decide it is new.
  */
-async function storedTimestamps(
-  tx: Tx,
-  historical: readonly SignalSeries[],
-): Promise<Map<number, Set<number>>> {
+async function storedTimestamps(tx: Tx, checked: readonly SignalSeries[]): Promise<Map<number, Set<number>>> {
   const ranges = new Map<number, { lo: number; hi: number }>();
-  for (const s of historical) {
+  for (const s of checked) {
     let lo = Number.POSITIVE_INFINITY;
     let hi = Number.NEGATIVE_INFINITY;
     for (const t of s.ts) {

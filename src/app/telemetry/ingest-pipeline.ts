@@ -279,10 +279,21 @@ export class IngestPipeline implements TelemetrySink {
   }
 
   #append(signal: MappedSignal, sample: TagSample, value: SampleValue, quality: number): void {
-    const key = sample.historical ? -signal.no : signal.no;
+    const checked = sample.historical || sample.mayRepeat === true;
+    const key = signal.no * 4 + (sample.historical ? 2 : 0) + (checked ? 1 : 0);
     let series = this.#buffer.get(key);
     if (series === undefined) {
-      series = { signal, historical: sample.historical, ts: [], rx: [], v: [], s: [], q: [], allGood: true };
+      series = {
+        signal,
+        historical: sample.historical,
+        checked,
+        ts: [],
+        rx: [],
+        v: [],
+        s: [],
+        q: [],
+        allGood: true,
+      };
       this.#buffer.set(key, series);
     }
     series.ts.push(sample.sourceTs);

@@ -16,13 +16,15 @@ export const QUALITY_CODE: Readonly<Record<SampleQuality, number>> = { good: 0, 
 export const QUALITY_OF_CODE: readonly SampleQuality[] = ['good', 'uncertain', 'bad'];
 
 /**
- * Samples of one signal in one batch, as parallel arrays in arrival order. Live and historical
- * samples of a signal are separate series: only historical ones can be replays (RELIABILITY.md
- * rule 2), so only they pay for the duplicate check.
+ * Samples of one signal in one batch, as parallel arrays in arrival order. Live, historical and
+ * possibly repeated samples of a signal are separate series: only historical ones (replays,
+ * RELIABILITY.md rule 2) and BIRTH values can arrive twice, so only they pay for the duplicate check.
  */
 export interface SignalSeries {
   readonly signal: MappedSignal;
   readonly historical: boolean;
+  /** Samples that may already be stored (historical or `mayRepeat`): the store checks before writing. */
+  readonly checked: boolean;
   readonly ts: number[];
   readonly rx: number[];
   /** Number and boolean (0/1) values; null = no value. Exactly one of `v` / `s` is used. */
@@ -52,8 +54,8 @@ export interface SampleStore {
   /** Every signal with its source tag. */
   loadSignals(): Promise<MappedSignal[]>;
   /**
-   * Writes one batch in one transaction: chunks, rollups and stale marks. Historical series are
-   * checked against what is stored, so a replayed sample is never stored twice.
+   * Writes one batch in one transaction: chunks, rollups and stale marks. Checked series are
+   * compared with what is stored, so a replayed or re-delivered sample is never stored twice.
    */
   write(series: readonly SignalSeries[], stale: readonly StaleMark[]): Promise<WriteOutcome>;
   /** Partitions for the days around `now` exist (idempotent; several instances may call it). */

@@ -23,6 +23,13 @@ export interface TagSample {
   readonly historical: boolean;
   /** Live only, never historised (Sparkplug `is_transient`, H17). */
   readonly transient?: boolean;
+  /**
+   * The same sample may reach Loom more than once: a Sparkplug BIRTH carries current values and is
+   * delivered to every Loom instance (only DATA is shared between them) and repeated by a rebirth.
+   * The store checks (signal, source timestamp) before writing it. Historical samples are always
+   * checked.
+   */
+  readonly mayRepeat?: boolean;
 }
 
 /**

@@ -1,0 +1,109 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { isLoopbackHost, startAedesBroker, type EmbeddedMqttBroker } from '../adapters/mqtt/aedes-broker.ts';
+import { MqttSparkplugHost } from '../adapters/sparkplug/mqtt-sparkplug-host.ts';
+import type { AuthService } from '../app/auth/auth-service.ts';
+import type { LoomConfig } from '../config/config.ts';
+import type { Clock } from '../domain/shared/clock.ts';
+import type { Telemetry } from './telemetry-feature.ts';
+
+/** Who may connect to the embedded broker: Loom itself, and API tokens of these roles. */
+const BROKER_ROLES = new Set(['integration', 'admin']);
+
+export interface ShopFloor {
+  /** The MQTT broker Loom's connectors use (embedded or `LOOM_MQTT_URL`), without credentials. */
+  readonly brokerUrl: string | null;
+  readonly sparkplug: MqttSparkplugHost | null;
+  readiness(): Record<string, { ok: boolean; detail?: string }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts what talks to the shop floor, in order: the telemetry pipeline, the embedded MQTT broker
+ * (unless `LOOM_MQTT_URL` names one), the Sparkplug host. Stops them in reverse order, so the
+ * host publishes its STATE death (H6) before the broker goes and the pipeline writes last.
+ */
+export async function startShopFloor(deps: {
+  config: LoomConfig;
+  telemetry: Telemetry;
+  auth: AuthService;
+  clock: Clock;
+  logger: Logger;
+}): Promise<ShopFloor> {
+  const { config, telemetry, logger } = deps;
+  await telemetry.start();
+  let broker: EmbeddedMqttBroker | null = null;
+  let host: MqttSparkplugHost | null = null;
+  const stop = async () => {
+    await host?.stop();
+    await broker?.stop();
+    await telemetry.stop();
+  };
+  try {
+    let url = config.mqttUrl;
+    let username = config.mqttUsername;
+    let password = config.mqttPassword;
+    if (url === undefined && config.sparkplugEnabled) {
+      // Loom's own connection to its embedded broker uses a secret made for this run.
+      const internalPassword = randomBytes(24).toString('base64url');
+      const internal = Buffer.from(internalPassword);
+      broker = await startAedesBroker({
+        host: config.mqttHost,
+        port: config.mqttPort,
+        maxMessageBytes: config.mqttMaxMessageBytes,
+        logger,
+        authenticate: async (user, pass) => {
+          if (user === 'loom' && pass.length === internal.length && timingSafeEqual(pass, internal))
+            return true;
+          // Any other client presents an API token (role integration or admin) as its password.
+          if (pass.length === 0) return isLoopbackHost(config.mqttHost);
+          const principal = await deps.auth.authenticateToken(pass.toString('utf8'));
+          return principal !== null && principal.roles.some((r) => BROKER_ROLES.has(r));
+        },
+      });
+      url = broker.url;
+      username = 'loom';
+      password = internalPassword;
+    }
+    if (url !== undefined && config.sparkplugEnabled) {
+      host = new MqttSparkplugHost({
+        url,
+        ...(username !== undefined ? { username } : {}),
+        ...(password !== undefined ? { password } : {}),
+        ...(config.mqttCaFile !== undefined ? { ca: readFileSync(config.mqttCaFile) } : {}),
+        hostId: config.sparkplugHostId,
+        ...(config.sparkplugSharedGroup !== undefined ? { sharedGroup: config.sparkplugSharedGroup } : {}),
+        ...(config.sparkplugGroups !== undefined ? { groups: config.sparkplugGroups } : {}),
+        requestRebirths: config.sparkplugRequestRebirths,
+        keepaliveSeconds: config.mqttKeepaliveSeconds,
+        maxMessageBytes: config.mqttMaxMessageBytes,
+        reorderTimeoutMs: config.sparkplugReorderTimeoutMs,
+        rebirthIntervalMs: config.sparkplugRebirthIntervalMs,
+        sink: telemetry.pipeline,
+        connectivity: telemetry.connectivity,
+        clock: deps.clock,
+        logger,
+      });
+      await host.start();
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const sparkplug = host;
+  return {
+    brokerUrl: sparkplug?.status().broker ?? broker?.url ?? null,
+    sparkplug,
+    readiness(): Record<string, { ok: boolean; detail?: string }> {
+      if (sparkplug === null) return {};
+      const s = sparkplug.status();
+      return {
+        mqtt: s.connected
+          ? { ok: true, detail: `${s.broker} as Sparkplug host '${s.hostId}'` }
+          : { ok: false, detail: `not connected to ${s.broker}${s.lastError ? `: ${s.lastError}` : ''}` },
+      };
+    },
+    stop,
+  };
+}
