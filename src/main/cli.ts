@@ -82,10 +82,10 @@ program
   .description('start the Loom server (embedded PostgreSQL unless LOOM_DATABASE_URL is set)')
   .option('--no-sim', 'do not start the simulated plant')
   .addOption(new Option('--port <port>', 'HTTP port (LOOM_PORT)'))
-  .action(async (o: { port?: string }) => {
+  .action(async (o: { port?: string; sim: boolean }) => {
     const cfg = config(program.opts(), { port: o.port });
     const logger = createLogger(cfg.logLevel);
-    const server = await startServer(cfg, logger, out);
+    const server = await startServer(cfg, logger, out, { sim: o.sim });
     out(`Loom is serving on ${server.url}  (API docs: ${server.url}/api/docs)`);
     let signals = 0;
     const shutdown = (signal: string) => {

@@ -4,6 +4,7 @@ import { systemClock } from '../domain/shared/clock.ts';
 import { composeLoom, type Loom } from './loom.ts';
 import { openDatabase } from './open-database.ts';
 import { startShopFloor, type ShopFloor } from './shop-floor-feature.ts';
+import { SparkplugEdgeNode } from '../sim/sparkplug-edge.ts';
 
 export interface RunningServer {
   readonly loom: Loom;
@@ -16,6 +17,7 @@ export async function startServer(
   config: LoomConfig,
   logger: Logger,
   print: (line: string) => void,
+  opts: { sim?: boolean } = {},
 ): Promise<RunningServer> {
   const started = performance.now();
   const store = await openDatabase(config, logger);
@@ -66,6 +68,7 @@ export async function startServer(
   chainer.unref();
   // ERP outbound relay and file drop (src/main/erp-outbound-feature.ts), when configured.
   loom.erp.start();
+  const sim = opts.sim === true ? await startSimulatedPlant(config, shopFloor, logger) : null;
 
   let stopping: Promise<void> | undefined;
   return {
@@ -74,6 +77,7 @@ export async function startServer(
     stop() {
       stopping ??= (async () => {
         clearInterval(chainer);
+        await sim?.stop();
         await loom.erp.stop();
         await loom.app.close();
         await shopFloor?.stop();
@@ -83,4 +87,32 @@ export async function startServer(
       return stopping;
     },
   };
+}
+
+/**
+ * The simulated plant beside the embedded broker (`loom start` without `--no-sim`): a Sparkplug
+ * edge node `plant1/paint-edge` with the curing oven `oven-1`, whose metrics examples/plant.yaml
+ * maps to `paint-oven-1.*` signals. A real MQTT client on the embedded broker, in this process.
+ */
+async function startSimulatedPlant(
+  config: LoomConfig,
+  shopFloor: ShopFloor | null,
+  logger: Logger,
+): Promise<{ stop(): Promise<void> } | null> {
+  if (config.mqttUrl !== undefined || shopFloor?.brokerUrl == null) return null;
+  const edge = new SparkplugEdgeNode({
+    url: shopFloor.brokerUrl,
+    groupId: 'plant1',
+    edgeNodeId: 'paint-edge',
+    primaryHostId: config.sparkplugHostId,
+    devices: [{ id: 'oven-1', kind: 'oven' }],
+    intervalMs: 1000,
+    logger: logger.child({ component: 'sim' }),
+  });
+  await edge.start();
+  logger.info(
+    { edgeNode: 'plant1/paint-edge', devices: ['oven-1'] },
+    'simulated plant started (--no-sim to leave it out)',
+  );
+  return { stop: () => edge.stop() };
 }

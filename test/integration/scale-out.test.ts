@@ -95,6 +95,9 @@ describe('scale-out: two Loom instances, one PostgreSQL, one Mosquitto', () => {
       LOOM_MQTT_URL: MQTT_URL,
       LOOM_SPARKPLUG_HOST_ID: `loom-${id}`,
       LOOM_SPARKPLUG_SHARED_GROUP: `loom${id}`,
+      // Mosquitto is shared with other suites: take only this test's group, or our rebirth
+      // requests would reach their edge nodes.
+      LOOM_SPARKPLUG_GROUPS: group,
       LOOM_ADMIN_PASSWORD: ADMIN_PASSWORD,
       LOOM_INGEST_FLUSH_MS: '200',
       LOOM_LOG_LEVEL: 'warn',
