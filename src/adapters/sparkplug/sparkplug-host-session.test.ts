@@ -32,11 +32,11 @@ const nodeBirthMetrics = [
     datatype: DataType.Boolean,
     value: { field: 'boolean', value: false },
   }),
-  metric({ name: 'Uptime', alias: 1n, datatype: DataType.Int32, value: int(5) }),
+  metric({ name: 'Uptime', alias: 1, datatype: DataType.Int32, value: int(5) }),
 ];
 const deviceBirthMetrics = [
-  metric({ name: 'Temp', alias: 10n, datatype: DataType.Double, value: dbl(20) }),
-  metric({ name: 'Count', alias: 11n, datatype: DataType.Int32, value: int(0) }),
+  metric({ name: 'Temp', alias: 10, datatype: DataType.Double, value: dbl(20) }),
+  metric({ name: 'Count', alias: 11, datatype: DataType.Int32, value: int(0) }),
 ];
 
 function msg(
@@ -70,7 +70,7 @@ function bornSession(options = { reorderTimeoutMs: 200, rebirthIntervalMs: 5000 
   s.receive(msg('DBIRTH', { seq: 1, metrics: deviceBirthMetrics }), 100);
   return s;
 }
-const ddata = (seq: number, alias = 10n, v = 21) =>
+const ddata = (seq: number, alias = 10, v = 21) =>
   msg('DDATA', { seq, metrics: [metric({ alias, value: dbl(v), timestamp: 2000 + seq })] });
 
 describe('SparkplugHostSession: births and data', () => {
@@ -117,10 +117,10 @@ describe('SparkplugHostSession: births and data', () => {
       msg('DDATA', {
         seq: 2,
         metrics: [
-          metric({ alias: 10n, value: dbl(19), isHistorical: true, timestamp: 50 }),
-          metric({ alias: 11n, isNull: true }),
-          metric({ alias: 10n, value: dbl(22), isTransient: true, quality: 0 }),
-          metric({ alias: 11n, value: int(3), quality: 64 }),
+          metric({ alias: 10, value: dbl(19), isHistorical: true, timestamp: 50 }),
+          metric({ alias: 11, isNull: true }),
+          metric({ alias: 10, value: dbl(22), isTransient: true, quality: 0 }),
+          metric({ alias: 11, value: int(3), quality: 64 }),
         ],
       }),
       3000,
@@ -147,7 +147,7 @@ describe('SparkplugHostSession: seq and reordering', () => {
     const all = [
       ...s.receive(msg('DBIRTH', { seq: 254, metrics: deviceBirthMetrics }), 2),
       ...s.receive(ddata(255), 3),
-      ...s.receive(msg('NDATA', { seq: 0, metrics: [metric({ alias: 1n, value: int(6) })] }), 4),
+      ...s.receive(msg('NDATA', { seq: 0, metrics: [metric({ alias: 1, value: int(6) })] }), 4),
       ...s.receive(msg('DDEATH', { seq: 1, metrics: [] }), 5),
       ...s.receive(msg('DBIRTH', { seq: 2, metrics: deviceBirthMetrics }), 6),
       ...s.receive(ddata(3), 7),
@@ -159,11 +159,11 @@ describe('SparkplugHostSession: seq and reordering', () => {
 
   it('H9: holds a message that came early and applies it in order when the gap fills', () => {
     const s = bornSession();
-    const early = s.receive(ddata(3, 10n, 30), 1000);
+    const early = s.receive(ddata(3, 10, 30), 1000);
     assert.deepEqual(samplesOf(early), []);
     assert.deepEqual(problems(early), ['outOfOrder']);
     assert.equal(s.nextDeadline(), 1200);
-    const filled = s.receive(ddata(2, 10n, 20), 1100);
+    const filled = s.receive(ddata(2, 10, 20), 1100);
     assert.deepEqual(
       samplesOf(filled).map((x) => x.value),
       [20, 30],
@@ -174,7 +174,7 @@ describe('SparkplugHostSession: seq and reordering', () => {
 
   it('H9/H11: a gap not filled in time applies what waited, requests one rebirth, and rate-limits the next', () => {
     const s = bornSession();
-    s.receive(ddata(3, 10n, 30), 1000);
+    s.receive(ddata(3, 10, 30), 1000);
     assert.deepEqual(s.tick(1199), []);
     const expired = s.tick(1200);
     assert.deepEqual(
@@ -206,7 +206,7 @@ describe('SparkplugHostSession: seq and reordering', () => {
 describe('SparkplugHostSession: rebirth triggers (H11)', () => {
   it('data before NBIRTH requests a rebirth and leaves the node stale', () => {
     const s = new SparkplugHostSession({ reorderTimeoutMs: 200, rebirthIntervalMs: 5000 });
-    const a = s.receive(msg('NDATA', { seq: 5, metrics: [metric({ alias: 1n, value: int(1) })] }), 10);
+    const a = s.receive(msg('NDATA', { seq: 5, metrics: [metric({ alias: 1, value: int(1) })] }), 10);
     assert.deepEqual(problems(a), ['beforeBirth']);
     assert.equal(of(a, 'rebirth').length, 1);
     assert.equal(of(a, 'state')[0]?.state, 'stale');
@@ -218,7 +218,7 @@ describe('SparkplugHostSession: rebirth triggers (H11)', () => {
     const a = s.receive(
       msg('DDATA', {
         seq: 2,
-        metrics: [metric({ alias: 99n, value: dbl(1) }), metric({ alias: 10n, value: dbl(2) })],
+        metrics: [metric({ alias: 99, value: dbl(1) }), metric({ alias: 10, value: dbl(2) })],
       }),
       10,
     );
@@ -237,14 +237,14 @@ describe('SparkplugHostSession: rebirth triggers (H11)', () => {
         'DBIRTH',
         {
           seq: 2,
-          metrics: [metric({ name: 'Speed', alias: 20n, datatype: DataType.Double, value: dbl(1) })],
+          metrics: [metric({ name: 'Speed', alias: 20, datatype: DataType.Double, value: dbl(1) })],
         },
         'press-2',
       ),
       10,
     );
     const a = s.receive(
-      msg('DDATA', { seq: 3, metrics: [metric({ alias: 20n, value: dbl(2) })] }, 'press-1'),
+      msg('DDATA', { seq: 3, metrics: [metric({ alias: 20, value: dbl(2) })] }, 'press-1'),
       11,
     );
     assert.deepEqual(problems(a), ['unknownAlias']);
@@ -255,7 +255,7 @@ describe('SparkplugHostSession: rebirth triggers (H11)', () => {
     const a = s.receive(
       msg(
         'DBIRTH',
-        { seq: 2, metrics: [metric({ name: 'X', alias: 1n, datatype: DataType.Int32, value: int(1) })] },
+        { seq: 2, metrics: [metric({ name: 'X', alias: 1, datatype: DataType.Int32, value: int(1) })] },
         'press-2',
       ),
       10,
@@ -275,14 +275,14 @@ describe('SparkplugHostSession: rebirth triggers (H11)', () => {
       }),
       11,
     );
-    const a = s.receive(ddata(2, 10n), 12);
+    const a = s.receive(ddata(2, 10), 12);
     assert.deepEqual(problems(a), ['unknownAlias']);
   });
 
   it('a value of another type than the BIRTH declared is wrongType with a rebirth', () => {
     const s = bornSession();
     const a = s.receive(
-      msg('DDATA', { seq: 2, metrics: [metric({ alias: 11n, value: { field: 'string', value: 'x' } })] }),
+      msg('DDATA', { seq: 2, metrics: [metric({ alias: 11, value: { field: 'string', value: 'x' } })] }),
       10,
     );
     assert.deepEqual(problems(a), ['wrongType']);
@@ -292,7 +292,7 @@ describe('SparkplugHostSession: rebirth triggers (H11)', () => {
     const c = b.receive(
       msg('NDATA', {
         seq: 1,
-        metrics: [metric({ alias: 1n, datatype: DataType.Float, value: { field: 'float', value: 1 } })],
+        metrics: [metric({ alias: 1, datatype: DataType.Float, value: { field: 'float', value: 1 } })],
       }),
       2,
     );
@@ -373,7 +373,7 @@ describe('SparkplugHostSession: deaths', () => {
       { type: 'stale', tagPrefix: `spb:${G}/${E}/press-1/`, at: 4242, reason: 'DDEATH' },
     ]);
     assert.equal(of(a, 'state').at(-1)?.state, 'offline');
-    const next = s.receive(msg('NDATA', { seq: 3, metrics: [metric({ alias: 1n, value: int(9) })] }), 10_000);
+    const next = s.receive(msg('NDATA', { seq: 3, metrics: [metric({ alias: 1, value: int(9) })] }), 10_000);
     assert.deepEqual(problems(next), []);
     const dead = s.receive(ddata(4), 10_001);
     assert.deepEqual(problems(dead), ['beforeBirth']);
@@ -395,7 +395,7 @@ describe('SparkplugHostSession.prepareCommand (H18)', () => {
     const s = bornSession();
     const r = s.prepareCommand({ group: G, edgeNode: E, device: 'press-1' }, [{ name: 'Count', value: 3 }]);
     assert.ok(r.ok);
-    assert.deepEqual(r.value.metrics, [{ alias: 11n, type: 'Int32', value: 3 }]);
+    assert.deepEqual(r.value.metrics, [{ alias: 11, type: 'Int32', value: 3 }]);
   });
 
   it('refuses unknown metrics, wrong types, offline devices and stale or unknown nodes', () => {
@@ -421,7 +421,7 @@ describe('SparkplugHostSession.prepareCommand (H18)', () => {
       code(s.prepareCommand({ group: 'a/b', edgeNode: E }, [{ name: 'Uptime', value: 1 }])),
       'LOOM_SPARKPLUG_INVALID_TARGET',
     );
-    s.receive(ddata(2, 99n), 10);
+    s.receive(ddata(2, 99), 10);
     assert.equal(
       code(s.prepareCommand({ group: G, edgeNode: E }, [{ name: 'Uptime', value: 1 }])),
       'LOOM_SPARKPLUG_NODE_STALE',

@@ -83,7 +83,7 @@ export interface EdgeMessage {
 interface MetricDef {
   readonly name: string;
   readonly datatype: number;
-  readonly alias: bigint | null;
+  readonly alias: number | null;
 }
 
 interface DeviceState {
@@ -113,7 +113,7 @@ interface NodeState {
   expectedSeq: number;
   metrics: Map<string, MetricDef>;
   /** Alias → owner (null: the node itself) and metric, current session only; unique across the node (H15). */
-  aliases: Map<bigint, { readonly device: string | null; readonly def: MetricDef }>;
+  aliases: Map<number, { readonly device: string | null; readonly def: MetricDef }>;
   devices: Map<string, DeviceState>;
   pending: Map<number, Pending>;
   reorderDeadline: number | null;
@@ -170,6 +170,8 @@ export class SparkplugHostSession {
   readonly #rebirthIntervalMs: number;
   readonly #requestRebirths: boolean;
   readonly #trackSeq: boolean;
+
+  readonly #tags = new WeakMap<MetricDef, string>();
 
   constructor(options: HostSessionOptions) {
     this.#reorderTimeoutMs = options.reorderTimeoutMs;
@@ -545,7 +547,7 @@ export class SparkplugHostSession {
     out: HostAction[],
   ): Map<string, MetricDef> | null {
     const defs = new Map<string, MetricDef>();
-    const aliases = new Set<bigint>();
+    const aliases = new Set<number>();
     const lowerNames = new Map<string, string>();
     const where = device === null ? 'NBIRTH' : `DBIRTH of ${device}`;
     let good = true;
@@ -863,8 +865,14 @@ export class SparkplugHostSession {
   ): TagSample {
     let quality: SampleQuality = m.quality === null ? 'good' : qualityFromCode(m.quality);
     if (conv.quality !== undefined) quality = worse(quality, conv.quality);
+    let tag = this.#tags.get(def);
+    if (tag === undefined) {
+      // One string per metric definition: the pipeline's map lookup then hashes it once, not per sample.
+      tag = tagKey.sparkplug(node.group, node.edgeNode, device, def.name);
+      this.#tags.set(def, tag);
+    }
     return {
-      tag: tagKey.sparkplug(node.group, node.edgeNode, device, def.name),
+      tag,
       value: conv.value,
       quality,
       sourceTs: m.timestamp ?? payload.timestamp ?? now,

@@ -48,7 +48,7 @@ describe('decodeSparkplugPayload', () => {
     assert.equal(p.metrics.length, 3);
     const [temp, count, off] = p.metrics;
     assert.equal(temp!.name, 'Temp');
-    assert.equal(temp!.alias, 3n);
+    assert.equal(temp!.alias, 3);
     assert.equal(temp!.datatype, DataType.Double);
     assert.equal(temp!.timestamp, 1_700_000_000_100);
     assert.deepEqual(toSampleValue(DataType.Double, temp!), { ok: true, value: 21.5 });
@@ -73,6 +73,23 @@ describe('decodeSparkplugPayload', () => {
       const r = decodeSparkplugPayload(bytes, 1 << 20);
       assert.equal(r.ok, false);
       assert.equal(r.ok ? null : r.problem, 'notProtobuf');
+    }
+  });
+
+  it('reads 64-bit timestamps and aliases up to 2^53 exactly and flags larger ones as malformed', () => {
+    const big = { low: 0, high: 0x200000, unsigned: true };
+    const edge = 2 ** 53 - 1;
+    const ok = decoded(
+      tahu.encodePayload({ timestamp: edge, metrics: [{ alias: edge, type: 'Int32', value: 1 }] }),
+    );
+    assert.equal(ok.timestamp, edge);
+    assert.equal(ok.metrics[0]!.alias, edge);
+    for (const bad of [
+      { timestamp: big },
+      { timestamp: 1, metrics: [{ alias: big, type: 'Int32', value: 1 }] },
+    ]) {
+      const r = decodeSparkplugPayload(tahu.encodePayload(bad), 1 << 20);
+      assert.ok(!r.ok && r.problem === 'malformed', JSON.stringify(r));
     }
   });
 
@@ -173,7 +190,7 @@ describe('quality and commands', () => {
   });
 
   it('H15: a command metric with an alias carries the alias only', () => {
-    const p = tahu.decodePayload(encodeCommandPayload(5, [{ alias: 12n, type: 'Int32', value: 40 }]));
+    const p = tahu.decodePayload(encodeCommandPayload(5, [{ alias: 12, type: 'Int32', value: 40 }]));
     assert.equal(p.metrics![0]!.name, undefined);
     assert.equal(Number(p.metrics![0]!.alias), 12);
     assert.equal(p.metrics![0]!.value, 40);

@@ -111,7 +111,8 @@ export type RawMetricValue =
 
 export interface SparkplugMetric {
   readonly name: string | null;
-  readonly alias: bigint | null;
+  /** Aliases are numbers: one beyond 2^53 is refused as malformed (no encoder in the field makes them). */
+  readonly alias: number | null;
   /** UTC epoch ms. */
   readonly timestamp: number | null;
   /** null when absent or 0 ("Unknown"): DATA and CMD usually omit it (§6.4.6). */
@@ -158,33 +159,70 @@ function u64(v: WireU64): bigint {
   return BigInt.asUintN(64, (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0));
 }
 
-function epochMs(v: WireU64, what: string): number {
-  const n = u64(v);
-  if (n > BigInt(Number.MAX_SAFE_INTEGER))
-    throw new MalformedPayload(`${what} ${n} is not epoch milliseconds`);
-  return Number(n);
+/** 2^32 */
+const TWO_32 = 4294967296;
+/** The high word of a uint64 below 2^53. */
+const SAFE_HIGH = 0x200000;
+
+/**
+ * A uint64 that must fit a double exactly (timestamps, aliases), without BigInt: this runs for
+ * every metric of every message, and BigInt arithmetic was a large share of decoding time.
+ */
+function safeU64(v: WireU64, what: string): number {
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new MalformedPayload(`${what} ${v} is not a safe unsigned integer`);
+    return v;
+  }
+  const high = v.high >>> 0;
+  if (high >= SAFE_HIGH) throw new MalformedPayload(`${what} ${u64(v)} is beyond 2^53`);
+  return high * TWO_32 + (v.low >>> 0);
 }
 
+function epochMs(v: WireU64, what: string): number {
+  return safeU64(v, what);
+}
+
+const OTHER_VALUE_FIELDS = ['bytesValue', 'datasetValue', 'templateValue', 'extensionValue'] as const;
+const NO_VALUE: RawMetricValue = { field: 'none' };
+const OTHER_VALUE: RawMetricValue = { field: 'other' };
+
 function rawValue(m: ProtoMetric): RawMetricValue {
-  const set: RawMetricValue[] = [];
-  if (has(m, 'intValue') && typeof m.intValue === 'number') set.push({ field: 'int', value: m.intValue });
-  if (has(m, 'longValue') && m.longValue != null) set.push({ field: 'long', value: u64(m.longValue) });
-  if (has(m, 'floatValue') && typeof m.floatValue === 'number')
-    set.push({ field: 'float', value: m.floatValue });
-  if (has(m, 'doubleValue') && typeof m.doubleValue === 'number') {
-    set.push({ field: 'double', value: m.doubleValue });
+  // Without an intermediate list: this runs once per metric.
+  let found: RawMetricValue = NO_VALUE;
+  let count = 0;
+  if (typeof m.doubleValue === 'number' && has(m, 'doubleValue')) {
+    found = { field: 'double', value: m.doubleValue };
+    count++;
   }
-  if (has(m, 'booleanValue') && typeof m.booleanValue === 'boolean') {
-    set.push({ field: 'boolean', value: m.booleanValue });
+  if (typeof m.intValue === 'number' && has(m, 'intValue')) {
+    found = { field: 'int', value: m.intValue };
+    count++;
   }
-  if (has(m, 'stringValue') && typeof m.stringValue === 'string') {
-    set.push({ field: 'string', value: m.stringValue });
+  if (m.longValue != null && has(m, 'longValue')) {
+    found = { field: 'long', value: u64(m.longValue) };
+    count++;
   }
-  for (const other of ['bytesValue', 'datasetValue', 'templateValue', 'extensionValue']) {
-    if (has(m, other)) set.push({ field: 'other' });
+  if (typeof m.floatValue === 'number' && has(m, 'floatValue')) {
+    found = { field: 'float', value: m.floatValue };
+    count++;
   }
-  if (set.length > 1) throw new MalformedPayload(`a metric carries ${set.length} values`);
-  return set[0] ?? { field: 'none' };
+  if (typeof m.booleanValue === 'boolean' && has(m, 'booleanValue')) {
+    found = { field: 'boolean', value: m.booleanValue };
+    count++;
+  }
+  if (typeof m.stringValue === 'string' && has(m, 'stringValue')) {
+    found = { field: 'string', value: m.stringValue };
+    count++;
+  }
+  for (const other of OTHER_VALUE_FIELDS) {
+    if (has(m, other)) {
+      found = OTHER_VALUE;
+      count++;
+    }
+  }
+  if (count > 1) throw new MalformedPayload(`a metric carries ${count} values`);
+  return found;
 }
 
 function qualityProperty(m: ProtoMetric): number | null {
@@ -202,7 +240,7 @@ function qualityProperty(m: ProtoMetric): number | null {
 function metricOf(m: ProtoMetric): SparkplugMetric {
   return {
     name: has(m, 'name') && typeof m.name === 'string' ? m.name : null,
-    alias: has(m, 'alias') && m.alias !== undefined ? u64(m.alias) : null,
+    alias: m.alias !== undefined && has(m, 'alias') ? safeU64(m.alias, 'alias') : null,
     timestamp:
       has(m, 'timestamp') && m.timestamp !== undefined ? epochMs(m.timestamp, 'metric timestamp') : null,
     datatype: has(m, 'datatype') && typeof m.datatype === 'number' && m.datatype !== 0 ? m.datatype : null,
@@ -322,38 +360,48 @@ export function toSampleValue(
 ): ValueConversion {
   if (metric.isNull) return { ok: true, value: null };
   const raw = metric.value;
-  const typeName = dataTypeName(datatype) ?? `datatype ${datatype}`;
+  // The common case first, without building messages or BigInts (once per metric of every message).
+  if (
+    (datatype === DataType.Double || datatype === DataType.Float) &&
+    (raw.field === 'double' || raw.field === 'float')
+  ) {
+    return Number.isFinite(raw.value)
+      ? { ok: true, value: raw.value }
+      : { ok: true, value: null, quality: 'bad' };
+  }
   if (UNSUPPORTED.has(datatype))
-    return { ok: false, reason: 'unsupportedType', detail: `${typeName} values` };
+    return { ok: false, reason: 'unsupportedType', detail: `${typeNameOf(datatype)} values` };
   if (raw.field === 'none')
-    return { ok: false, reason: 'wrongType', detail: `${typeName} metric carries no value` };
-  const wrong = (): ValueConversion => ({
-    ok: false,
-    reason: 'wrongType',
-    detail: `${typeName} metric carries a ${raw.field} value${'value' in raw ? ` (${String(raw.value)})` : ''}`,
-  });
+    return { ok: false, reason: 'wrongType', detail: `${typeNameOf(datatype)} metric carries no value` };
   if (INT_RANGE.has(datatype)) {
     const v = integerValue(datatype, raw);
-    if (v === null) return wrong();
+    if (v === null) return wrongValue(datatype, raw);
     const safe = v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER);
     return safe ? { ok: true, value: Number(v) } : { ok: true, value: Number(v), quality: 'uncertain' };
   }
   switch (datatype) {
     case DataType.Float:
     case DataType.Double:
-      if (raw.field !== 'float' && raw.field !== 'double') return wrong();
-      return Number.isFinite(raw.value)
-        ? { ok: true, value: raw.value }
-        : { ok: true, value: null, quality: 'bad' };
+      return wrongValue(datatype, raw);
     case DataType.Boolean:
-      return raw.field === 'boolean' ? { ok: true, value: raw.value } : wrong();
+      return raw.field === 'boolean' ? { ok: true, value: raw.value } : wrongValue(datatype, raw);
     case DataType.String:
     case DataType.Text:
     case DataType.UUID:
-      return raw.field === 'string' ? { ok: true, value: raw.value } : wrong();
+      return raw.field === 'string' ? { ok: true, value: raw.value } : wrongValue(datatype, raw);
     default:
       return { ok: false, reason: 'wrongType', detail: `unknown datatype ${datatype}` };
   }
+}
+
+const typeNameOf = (datatype: number): string => dataTypeName(datatype) ?? `datatype ${datatype}`;
+
+function wrongValue(datatype: number, raw: RawMetricValue): ValueConversion {
+  return {
+    ok: false,
+    reason: 'wrongType',
+    detail: `${typeNameOf(datatype)} metric carries a ${raw.field} value${'value' in raw ? ` (${String(raw.value)})` : ''}`,
+  };
 }
 
 /** An integer metric's value as bigint (bdSeq), or null if it has none. */
@@ -403,14 +451,9 @@ export function checkCommandValue(datatype: number, value: number | boolean | st
 export interface CommandMetric {
   /** Omitted when the metric has an alias: CMD messages carry the alias only (§6.4.6, H15). */
   readonly name?: string;
-  readonly alias?: bigint;
+  readonly alias?: number;
   readonly type: DataTypeName;
   readonly value: number | boolean | string;
-}
-
-function wireU64(v: bigint): number | { low: number; high: number; unsigned: true } {
-  if (v <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
-  return { low: Number(BigInt.asIntN(32, v)), high: Number(BigInt.asIntN(32, v >> 32n)), unsigned: true };
 }
 
 /**
@@ -422,7 +465,7 @@ export function encodeCommandPayload(timestamp: number, metrics: readonly Comman
     timestamp,
     metrics: metrics.map((m) => ({
       ...(m.name !== undefined ? { name: m.name } : {}),
-      ...(m.alias !== undefined ? { alias: wireU64(m.alias) } : {}),
+      ...(m.alias !== undefined ? { alias: m.alias } : {}),
       type: m.type,
       value: m.value,
       timestamp,
