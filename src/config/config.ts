@@ -105,6 +105,8 @@ export const configSchema = z
     sparkplugRebirthIntervalMs: z.coerce.number().int().min(0).max(600_000).default(5000),
     /** How often the ingest pipeline writes its batch of samples. */
     ingestFlushMs: z.coerce.number().int().min(10).max(60_000).default(500),
+    /** Days of signal history kept (whole UTC days, dropped hourly); unset keeps everything. Rollups are kept. */
+    telemetryRetentionDays: z.coerce.number().int().min(1).max(36_500).optional(),
     /** Samples the ingest pipeline holds while the database is slow; beyond it, samples are dropped and counted. */
     ingestBufferSamples: z.coerce.number().int().min(1000).max(50_000_000).default(1_000_000),
     /** Password given to the first `admin` user on first start (automated installs). */
@@ -203,6 +205,7 @@ export const ENV_KEYS: Record<keyof z.infer<typeof configSchema>, string> = {
   sparkplugReorderTimeoutMs: 'LOOM_SPARKPLUG_REORDER_TIMEOUT_MS',
   sparkplugRebirthIntervalMs: 'LOOM_SPARKPLUG_REBIRTH_INTERVAL_MS',
   ingestFlushMs: 'LOOM_INGEST_FLUSH_MS',
+  telemetryRetentionDays: 'LOOM_TELEMETRY_RETENTION_DAYS',
   ingestBufferSamples: 'LOOM_INGEST_BUFFER_SAMPLES',
   adminPassword: 'LOOM_ADMIN_PASSWORD',
   logLevel: 'LOOM_LOG_LEVEL',

@@ -45,6 +45,7 @@ export function telemetryFeature(deps: {
     log,
     flushMs: deps.config.ingestFlushMs,
     maxBufferedSamples: deps.config.ingestBufferSamples,
+    retentionDays: deps.config.telemetryRetentionDays ?? null,
   });
   const live = new LiveHub({ log, limits: deps.live });
   connectPipeline(live, pipeline);

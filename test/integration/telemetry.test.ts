@@ -237,6 +237,29 @@ describe('telemetry: signals, ingest pipeline, history', () => {
     });
   });
 
+  it('compacts the one-sample chunks of a closed hour into one chunk, samples unchanged', async () => {
+    const hour = Date.parse('2026-11-25T08:00:00Z');
+    for (let i = 0; i < 10; i++) {
+      t.loom.telemetry.pipeline.accept([sample('Temperature', hour + i * 1000, 20 + i * 2)]);
+      await t.loom.telemetry.pipeline.flush();
+    }
+    const chunksOf = async () =>
+      (
+        await t.database.db.query<{ n: number; samples: number }>(
+          `SELECT count(*)::int AS n, sum(n)::int AS samples FROM signal_chunks
+            WHERE t_first >= '2026-11-25T08:00:00Z' AND t_first < '2026-11-25T09:00:00Z'`,
+        )
+      ).rows[0];
+    const range = `from=2026-11-25T08:00:00Z&to=2026-11-25T09:00:00Z&maxPoints=100`;
+    const before = await get(`/api/signals/paint-oven-1.temperature/history?${range}`);
+    assert.deepEqual(await chunksOf(), { n: 10, samples: 10 });
+    assert.equal(await t.loom.telemetry.pipeline.compact(), 9);
+    assert.deepEqual(await chunksOf(), { n: 1, samples: 10 });
+    const after = await get(`/api/signals/paint-oven-1.temperature/history?${range}`);
+    assert.deepEqual(after.body, before.body);
+    assert.equal(await t.loom.telemetry.pipeline.compact(), 0, 'a compacted hour is left alone');
+  });
+
   it('answers a bad range or an unknown signal with a clear problem', async () => {
     const bad = await get(
       '/api/signals/paint-oven-1.temperature/history?from=2026-11-25T10:00:00Z&to=2026-11-25T09:00:00Z',

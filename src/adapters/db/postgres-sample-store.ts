@@ -70,6 +70,22 @@ export function postgresSampleStore(db: Database): SampleStore {
       }
     },
 
+    async compact(closedBefore: Date, maxGroups: number): Promise<number> {
+      const r = await db.query<{ removed: number }>('SELECT telemetry_compact($1, $2) AS removed', [
+        closedBefore,
+        maxGroups,
+      ]);
+      return r.rows[0]?.removed ?? 0;
+    },
+
+    async dropDaysBefore(keepFrom: Date): Promise<number> {
+      const r = await db.query<{ dropped: number }>(
+        'SELECT telemetry_drop_partitions_before($1::date) AS dropped',
+        [keepFrom.toISOString().slice(0, 10)],
+      );
+      return r.rows[0]?.dropped ?? 0;
+    },
+
     async write(series: readonly SignalSeries[], stale: readonly StaleMark[]): Promise<WriteOutcome> {
       return db.transaction(async (tx) => {
         let duplicates = 0;

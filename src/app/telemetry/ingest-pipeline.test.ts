@@ -17,6 +17,12 @@ class FakeStore implements SampleStore {
     return SIGNALS;
   }
   async ensurePartitions() {}
+  async compact() {
+    return 0;
+  }
+  async dropDaysBefore() {
+    return 0;
+  }
   async write(series: readonly SignalSeries[], stale: readonly StaleMark[]) {
     if (this.failNext > 0) {
       this.failNext--;

@@ -40,6 +40,10 @@ export interface IngestOptions {
   readonly maxBatchSamples?: number;
   /** Longest wait between retries of a failed write. */
   readonly maxRetryMs?: number;
+  /** Days of history kept (whole UTC days); unset keeps everything. */
+  readonly retentionDays?: number | null;
+  /** How often closed hours are compacted; 0 turns compaction off. */
+  readonly compactEveryMs?: number;
 }
 
 export interface IngestStats {
@@ -68,6 +72,10 @@ export interface IngestStats {
 const MAX_UNMAPPED_TAGS_KEPT = 100;
 const LAG_WINDOW = 200;
 const PARTITION_CHECK_MS = 3_600_000;
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+/** Signal-hours merged per compaction statement; a run repeats until nothing is left. */
+const COMPACT_GROUPS = 2000;
 
 /**
  * The one ingest path for every connector: map tag → signal, check the type, apply the deadband,
@@ -94,6 +102,7 @@ export class IngestPipeline implements TelemetrySink {
   readonly #staleListeners = new Set<StaleListener>();
   #timer: NodeJS.Timeout | null = null;
   #partitionTimer: NodeJS.Timeout | null = null;
+  #compactTimer: NodeJS.Timeout | null = null;
   #flushing: Promise<void> | null = null;
   #running = false;
   #retryMs = 0;
@@ -116,7 +125,13 @@ export class IngestPipeline implements TelemetrySink {
   #lagMax: number | null = null;
 
   constructor(options: IngestOptions) {
-    this.#o = { maxBatchSamples: 200_000, maxRetryMs: 10_000, ...options };
+    this.#o = {
+      maxBatchSamples: 200_000,
+      maxRetryMs: 10_000,
+      retentionDays: null,
+      compactEveryMs: 600_000,
+      ...options,
+    };
   }
 
   /** Loads the tag map, makes sure today's partitions exist, starts the flush timer. */
@@ -128,11 +143,20 @@ export class IngestPipeline implements TelemetrySink {
     this.#partitionTimer = setInterval(() => {
       this.#o.store
         .ensurePartitions(this.#o.clock.now())
+        .then(() => this.dropExpired())
         .catch((e: unknown) =>
-          this.#o.log.error({ err: e }, 'creating telemetry partitions failed; will retry'),
+          this.#o.log.error({ err: e }, 'telemetry partition upkeep failed; will retry'),
         );
     }, PARTITION_CHECK_MS);
     this.#partitionTimer.unref();
+    if (this.#o.compactEveryMs > 0) {
+      this.#compactTimer = setInterval(() => {
+        this.compact().catch((e: unknown) =>
+          this.#o.log.error({ err: e }, 'telemetry compaction failed; will retry'),
+        );
+      }, this.#o.compactEveryMs);
+      this.#compactTimer.unref();
+    }
   }
 
   /** Stops the timers and writes what is buffered (one last attempt). */
@@ -140,8 +164,10 @@ export class IngestPipeline implements TelemetrySink {
     this.#running = false;
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#partitionTimer) clearInterval(this.#partitionTimer);
+    if (this.#compactTimer) clearInterval(this.#compactTimer);
     this.#timer = null;
     this.#partitionTimer = null;
+    this.#compactTimer = null;
     await this.#flushing;
     await this.flush().catch((e: unknown) =>
       this.#o.log.error(
@@ -149,6 +175,28 @@ export class IngestPipeline implements TelemetrySink {
         'final telemetry write failed; samples lost',
       ),
     );
+  }
+
+  /**
+   * Merges the small chunks of every hour that closed more than an hour ago (ADR 0007); returns
+   * the chunks removed.
+   */
+  async compact(): Promise<number> {
+    const now = this.#o.clock.now().getTime();
+    const closedBefore = new Date(Math.floor(now / HOUR_MS) * HOUR_MS - HOUR_MS);
+    let removed = 0;
+    for (;;) {
+      const n = await this.#o.store.compact(closedBefore, COMPACT_GROUPS);
+      removed += n;
+      if (n === 0) return removed;
+    }
+  }
+
+  /** Drops whole days older than the retention; returns the days dropped. */
+  async dropExpired(): Promise<number> {
+    if (this.#o.retentionDays === null) return 0;
+    const today = Math.floor(this.#o.clock.now().getTime() / DAY_MS) * DAY_MS;
+    return this.#o.store.dropDaysBefore(new Date(today - this.#o.retentionDays * DAY_MS));
   }
 
   /** Re-reads the tag map (a signal was added, changed or removed). */

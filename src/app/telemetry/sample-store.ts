@@ -60,4 +60,12 @@ export interface SampleStore {
   write(series: readonly SignalSeries[], stale: readonly StaleMark[]): Promise<WriteOutcome>;
   /** Partitions for the days around `now` exist (idempotent; several instances may call it). */
   ensurePartitions(now: Date): Promise<void>;
+  /**
+   * Merges the small chunks of one signal within each closed hour before `closedBefore` into one
+   * (at most `maxGroups` signal-hours per call); returns the chunks removed. Several instances may
+   * call it: one works, the others return 0.
+   */
+  compact(closedBefore: Date, maxGroups: number): Promise<number>;
+  /** Drops the history of whole days before `keepFrom` (UTC); returns the days dropped. */
+  dropDaysBefore(keepFrom: Date): Promise<number>;
 }
