@@ -86,6 +86,20 @@ export async function startShopFloor(deps: {
         logger,
       });
       await host.start();
+      const sparkplug = host;
+      // A newly mapped metric has no value until it changes (report by exception) or its node is
+      // reborn: ask the nodes concerned for a rebirth, so the new signals start with their current value.
+      telemetry.onSignalsMapped((signals) => {
+        const nodes = new Set<string>();
+        for (const s of signals) {
+          const m = /^spb:([^/]+)\/([^/]+)\//.exec(s.tag);
+          if (m) nodes.add(`${m[1]}/${m[2]}`);
+        }
+        for (const node of nodes) {
+          const [group, edgeNode] = node.split('/') as [string, string];
+          sparkplug.requestRebirth(group, edgeNode, 'signals newly mapped to its metrics');
+        }
+      });
     }
   } catch (e) {
     await stop();

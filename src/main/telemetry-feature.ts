@@ -9,6 +9,7 @@ import { liveRoutes } from '../adapters/http/routes/live-routes.ts';
 import { telemetryRoutes } from '../adapters/http/routes/telemetry-routes.ts';
 import { ConnectivityRegistry } from '../app/telemetry/connectivity-registry.ts';
 import { IngestPipeline } from '../app/telemetry/ingest-pipeline.ts';
+import type { MappedSignal } from '../app/telemetry/sample-store.ts';
 import { LiveHub, connectPipeline, type LiveLimits } from '../app/telemetry/live-hub.ts';
 import type { LoomConfig } from '../config/config.ts';
 import type { Clock } from '../domain/shared/clock.ts';
@@ -16,6 +17,8 @@ import type { Clock } from '../domain/shared/clock.ts';
 export interface Telemetry {
   readonly pipeline: IngestPipeline;
   readonly connectivity: ConnectivityRegistry;
+  /** Called after a tag-map reload with the signals whose source tag became mapped. */
+  onSignalsMapped(listener: (signals: readonly MappedSignal[]) => void): void;
   /** Live fan-out to dashboards (`GET /api/live`) and, once started, to the other instances. */
   readonly live: LiveHub;
   readonly routes: (app: FastifyInstance) => Promise<void>;
@@ -52,11 +55,17 @@ export function telemetryFeature(deps: {
   let bridge: PostgresLiveBridge | null = null;
   let listener: PostgresListener | null = null;
   let reload: NodeJS.Timeout | null = null;
+  const addedListeners = new Set<(signals: readonly MappedSignal[]) => void>();
   const reloadSoon = () => {
     if (reload !== null) return;
     reload = setTimeout(() => {
       reload = null;
-      pipeline.reloadSignals().catch((e: unknown) => log.error({ err: e }, 'reloading the tag map failed'));
+      pipeline.reloadSignals().then(
+        (added) => {
+          if (added.length > 0) for (const listener of addedListeners) listener(added);
+        },
+        (e: unknown) => log.error({ err: e }, 'reloading the tag map failed'),
+      );
     }, 50);
   };
   const history = telemetryRoutes({
@@ -70,6 +79,9 @@ export function telemetryFeature(deps: {
     pipeline,
     connectivity,
     live,
+    onSignalsMapped(listener) {
+      addedListeners.add(listener);
+    },
     routes: async (app) => {
       await history(app);
       await stream(app);

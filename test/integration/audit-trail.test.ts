@@ -2,6 +2,26 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createTestApp, type TestApp } from '../support/app.ts';
 
+/**
+ * Waits until every audit entry is chained. An entry is chained once its transaction is older
+ * than every running one in the whole PostgreSQL cluster (ADR 0005), and other test files share
+ * the cluster: a tamper test that changed an entry not yet chained would prove nothing.
+ */
+async function allChained(app: TestApp): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    await app.loom.audit.chainPending();
+    const r = await app.database.db.query<{ pending: number }>(
+      `SELECT count(*)::int AS pending FROM audit_log l
+        WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.entry_id = l.id)`,
+    );
+    if (r.rows[0]?.pending === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(`${r.rows[0]?.pending} audit entries still unchained after 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 let t: TestApp;
 before(async () => {
   t = await createTestApp();
@@ -147,6 +167,7 @@ describe('audit trail', () => {
 
   it('names the tampered entry when a row is changed behind the guard', async () => {
     const admin = await t.adminCookie();
+    await allChained(t);
     const su = await t.database.superuser();
     try {
       await su.query('SET session_replication_role = replica');
@@ -167,6 +188,7 @@ describe('audit trail', () => {
       const admin = await d.adminCookie();
       await d.userWithRoles('del1', ['operator']);
       assert.equal((await d.loom.audit.verify()).ok, true);
+      await allChained(d);
       const su = await d.database.superuser();
       try {
         await su.query('SET session_replication_role = replica');

@@ -560,6 +560,15 @@ export class MqttSparkplugHost {
     }
   }
 
+  /**
+   * Asks an edge node to publish its births again (H10), e.g. because signals were just mapped to
+   * its metrics and their current values only come with a BIRTH (report by exception). Nothing is
+   * sent while disconnected.
+   */
+  requestRebirth(group: string, edgeNode: string, reason: string): void {
+    if (this.#phase === 'running') this.#requestRebirth(group, edgeNode, reason);
+  }
+
   /** H10: NCMD `Node Control/Rebirth` = true, QoS 0, not retained, with a timestamp and no seq. */
   #requestRebirth(group: string, edgeNode: string, reason: string): void {
     const conn = this.#conn;

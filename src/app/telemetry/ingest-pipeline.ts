@@ -199,12 +199,14 @@ export class IngestPipeline implements TelemetrySink {
     return this.#o.store.dropDaysBefore(new Date(today - this.#o.retentionDays * DAY_MS));
   }
 
-  /** Re-reads the tag map (a signal was added, changed or removed). */
-  async reloadSignals(): Promise<void> {
+  /** Re-reads the tag map (a signal was added, changed or removed); returns the signals whose tag is newly mapped. */
+  async reloadSignals(): Promise<MappedSignal[]> {
     const signals = await this.#o.store.loadSignals();
+    const added = signals.filter((s) => this.#byTag.get(s.tag)?.no !== s.no);
     this.#signals = signals;
     this.#byTag = new Map(signals.map((s) => [s.tag, s]));
     for (const tag of [...this.#unmappedTags]) if (this.#byTag.has(tag)) this.#unmappedTags.delete(tag);
+    return added;
   }
 
   /** The signal a tag maps to, if any. */
