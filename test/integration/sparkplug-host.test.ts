@@ -10,6 +10,7 @@
  * Every test uses its own host id and group, and clears the retained STATE it leaves behind.
  */
 import assert from 'node:assert/strict';
+import { loadConfig } from '../../src/config/config.ts';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -429,6 +430,33 @@ describe('Sparkplug host application against Mosquitto', { skip: SKIP }, () => {
         assert.equal(await sessionPresent(clientId, protocolVersion), false);
       });
     }
+
+    it('H7: each host id owns its STATE topic: two hosts on one broker never touch each other; ids with + / # are refused', async () => {
+      const a = startHost();
+      const b = startHost();
+      const seen = await watch([stateTopic(a.hostId), stateTopic(b.hostId)]);
+      await a.host.start();
+      await b.host.start();
+      await waitFor('both births', () =>
+        seen.filter((s) => stateOf(s).online).length >= 2 ? true : undefined,
+      );
+      await a.host.stop();
+      await waitFor('a offline', () =>
+        seen.find((s) => s.topic === stateTopic(a.hostId) && !stateOf(s).online),
+      );
+      assert.equal(b.host.status().connected, true);
+      assert.ok(
+        seen.filter((s) => s.topic === stateTopic(b.hostId)).every((s) => stateOf(s).online),
+        'the other host id keeps its own STATE online',
+      );
+      // Loom connects to one broker URL (a cluster is one broker to it): one STATE timestamp, the
+      // current connection's, which status() shows.
+      assert.equal(typeof b.host.status().stateTimestamp, 'number');
+      assert.throws(
+        () => loadConfig({ env: { LOOM_SPARKPLUG_HOST_ID: 'plant/loom' } }),
+        /LOOM_SPARKPLUG_HOST_ID/,
+      );
+    });
 
     it('H2/H4: Will and STATE birth carry the same T; a cut connection publishes the Will; the reconnect brings a fresh T', async () => {
       const hostId = newHostId();
