@@ -46,6 +46,7 @@ try {
     dataType: 'number',
     deadband: 0,
     tag: 'bench:oven.temperature',
+    source: { sparkplug: { group: 'bench', edgeNode: 'bench', metric: 'oven.temperature' } },
   };
   const value = (i: number) => 180 + 20 * Math.sin(i / 600) + (i % 7) / 10;
   const store = postgresSampleStore(db);

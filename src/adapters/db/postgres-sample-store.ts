@@ -48,8 +48,9 @@ export function postgresSampleStore(db: Database): SampleStore {
         data_type: MappedSignal['dataType'];
         deadband: number;
         source_tag: string;
+        source: MappedSignal['source'];
       }>(
-        `SELECT signal_no, id, equipment_id, data_type, coalesce(deadband, 0) AS deadband, source_tag
+        `SELECT signal_no, id, equipment_id, data_type, coalesce(deadband, 0) AS deadband, source_tag, source
            FROM signals ORDER BY signal_no`,
       );
       return r.rows.map((row) => ({
@@ -59,6 +60,7 @@ export function postgresSampleStore(db: Database): SampleStore {
         dataType: row.data_type,
         deadband: row.deadband,
         tag: row.source_tag,
+        source: row.source,
       }));
     },
 

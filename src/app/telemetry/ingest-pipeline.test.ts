@@ -5,9 +5,27 @@ import type { TagSample } from '../../domain/signal/sample.ts';
 import { IngestPipeline, type LiveSample } from './ingest-pipeline.ts';
 import type { MappedSignal, SampleStore, SignalSeries, StaleMark } from './sample-store.ts';
 
+const spb = (metric: string) => ({ sparkplug: { group: 'g', edgeNode: 'e', device: 'oven', metric } });
+
 const SIGNALS: MappedSignal[] = [
-  { no: 1, id: 'oven.temp', equipment: 'oven', dataType: 'number', deadband: 1, tag: 'spb:g/e/oven/Temp' },
-  { no: 2, id: 'oven.door', equipment: 'oven', dataType: 'boolean', deadband: 0, tag: 'spb:g/e/oven/Door' },
+  {
+    no: 1,
+    id: 'oven.temp',
+    equipment: 'oven',
+    dataType: 'number',
+    deadband: 1,
+    tag: 'spb:g/e/oven/Temp',
+    source: spb('Temp'),
+  },
+  {
+    no: 2,
+    id: 'oven.door',
+    equipment: 'oven',
+    dataType: 'boolean',
+    deadband: 0,
+    tag: 'spb:g/e/oven/Door',
+    source: spb('Door'),
+  },
 ];
 
 class FakeStore implements SampleStore {

@@ -294,6 +294,7 @@ describe('LiveHub', () => {
       dataType: 'number',
       deadband: 0,
       tag: 'spb:a/b/c/T',
+      source: { sparkplug: { group: 'a', edgeNode: 'b', device: 'c', metric: 'T' } },
     };
     let onSamples: ((s: readonly LiveSample[]) => void) | undefined;
     let onStale: ((s: readonly MappedSignal[], at: number, reason: string) => void) | undefined;

@@ -1,5 +1,5 @@
 import type { SampleQuality } from '../../domain/signal/sample.ts';
-import type { SignalDataType } from '../../domain/signal/signal.ts';
+import type { SignalDataType, SignalSource } from '../../domain/signal/signal.ts';
 
 /** A signal as the ingest pipeline needs it: resolved from its tag, numbered for storage. */
 export interface MappedSignal {
@@ -10,6 +10,8 @@ export interface MappedSignal {
   /** 0 keeps every sample. */
   readonly deadband: number;
   readonly tag: string;
+  /** Where its values come from (connectors that poll, such as Modbus, read their work from it). */
+  readonly source: SignalSource;
 }
 
 export const QUALITY_CODE: Readonly<Record<SampleQuality, number>> = { good: 0, uncertain: 1, bad: 2 };

@@ -27,9 +27,48 @@ const SparkplugSource = z.strictObject({
   metric: z.string().min(1).max(1024),
 });
 
-/** Where a signal's values come from. One source per signal; OPC UA and Modbus arrive with their connectors. */
-export const SignalSourceSchema = z.strictObject({ sparkplug: SparkplugSource });
+export const MODBUS_TABLES = ['holding', 'input', 'coil', 'discrete'] as const;
+export const MODBUS_TYPES = ['int16', 'uint16', 'int32', 'uint32', 'float32', 'bool'] as const;
+
+/**
+ * A Modbus TCP register (or coil) read by Loom's poller. Multi-word values follow `wordOrder`
+ * (`big`: high word first, the Modbus convention; `little`: low word first, common in PLCs) and
+ * `byteOrder` within each word; value = raw × scale + offset.
+ */
+const ModbusSource = z
+  .strictObject({
+    host: z.string().min(1).max(253),
+    port: z.number().int().min(1).max(65535).default(502),
+    unitId: z.number().int().min(0).max(255).default(1),
+    table: z.enum(MODBUS_TABLES),
+    /** Zero-based protocol address (register 40001 is holding address 0). */
+    address: z.number().int().min(0).max(65535),
+    type: z.enum(MODBUS_TYPES),
+    wordOrder: z.enum(['big', 'little']).default('big'),
+    byteOrder: z.enum(['big', 'little']).default('big'),
+    scale: z.number().finite().default(1),
+    offset: z.number().finite().default(0),
+    /** Poll period of this register, in ms. */
+    pollMs: z.number().int().min(50).max(3_600_000).default(1000),
+  })
+  .superRefine((m, ctx) => {
+    const bit = m.table === 'coil' || m.table === 'discrete';
+    if (bit !== (m.type === 'bool')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['type'],
+        message: bit ? `${m.table}s hold single bits: use type bool` : `bool needs table coil or discrete`,
+      });
+    }
+  });
+
+/** Where a signal's values come from: exactly one source per signal. OPC UA arrives with its connector. */
+export const SignalSourceSchema = z.union([
+  z.strictObject({ sparkplug: SparkplugSource }),
+  z.strictObject({ modbus: ModbusSource }),
+]);
 export type SignalSource = z.output<typeof SignalSourceSchema>;
+export type ModbusRegisterSource = z.output<typeof ModbusSource>;
 
 const Limits = z
   .strictObject({ low: z.number().finite().optional(), high: z.number().finite().optional() })
@@ -81,6 +120,10 @@ export type Signal = z.output<typeof SignalSchema>;
 
 /** The source tag key a signal maps from (see `tagKey`). */
 export function sourceTagOf(source: SignalSource): string {
+  if ('modbus' in source) {
+    const m = source.modbus;
+    return tagKey.modbus(`${m.host}:${m.port}/${m.unitId}`, `${m.table}:${m.address}:${m.type}`);
+  }
   const s = source.sparkplug;
   return tagKey.sparkplug(s.group, s.edgeNode, s.device ?? null, s.metric);
 }
