@@ -6,6 +6,7 @@ import { MqttSparkplugHost } from '../adapters/sparkplug/mqtt-sparkplug-host.ts'
 import type { AuthService } from '../app/auth/auth-service.ts';
 import type { LoomConfig } from '../config/config.ts';
 import type { Clock } from '../domain/shared/clock.ts';
+import { tagKey } from '../domain/signal/sample.ts';
 import type { Telemetry } from './telemetry-feature.ts';
 
 /** Who may connect to the embedded broker: Loom itself, and API tokens of these roles. */
@@ -90,13 +91,12 @@ export async function startShopFloor(deps: {
       // A newly mapped metric has no value until it changes (report by exception) or its node is
       // reborn: ask the nodes concerned for a rebirth, so the new signals start with their current value.
       telemetry.onSignalsMapped((signals) => {
-        const nodes = new Set<string>();
+        const nodes = new Map<string, { group: string; edgeNode: string }>();
         for (const s of signals) {
-          const m = /^spb:([^/]+)\/([^/]+)\//.exec(s.tag);
-          if (m) nodes.add(`${m[1]}/${m[2]}`);
+          const node = tagKey.sparkplugNodeOf(s.tag);
+          if (node) nodes.set(`${node.group}/${node.edgeNode}`, node);
         }
-        for (const node of nodes) {
-          const [group, edgeNode] = node.split('/') as [string, string];
+        for (const { group, edgeNode } of nodes.values()) {
           sparkplug.requestRebirth(group, edgeNode, 'signals newly mapped to its metrics');
         }
       });

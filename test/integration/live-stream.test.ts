@@ -6,7 +6,7 @@ import type { LiveBridgeStats } from '../../src/adapters/db/postgres-live-bridge
 import type { LiveEvent, LiveHubStats, LiveSampleEvent } from '../../src/app/telemetry/live-hub.ts';
 import { tagKey, type TagSample } from '../../src/domain/signal/sample.ts';
 import { createTestApp, type TestApp } from '../support/app.ts';
-import { importExamplePlant } from '../support/plant.ts';
+import { importExamplePlant, importSignals } from '../support/plant.ts';
 import { createSecondApp, type SecondApp } from '../support/second-app.ts';
 
 const T0 = Date.parse('2026-11-25T09:00:00Z');
@@ -119,13 +119,7 @@ describe('live stream: SSE by equipment or signal, coalesced, across instances',
     t = await createTestApp();
     await importExamplePlant(t);
     cookie = await t.adminCookie();
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/api/plant/import',
-      headers: { cookie },
-      payload: { signals: SIGNALS },
-    });
-    assert.equal(res.statusCode, 200, res.body);
+    await importSignals(t, SIGNALS);
     await t.loom.telemetry.start();
     base = await t.app.listen({ port: 0, host: '127.0.0.1' });
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { tagKey, type TagSample } from '../../src/domain/signal/sample.ts';
 import { createTestApp, type TestApp } from '../support/app.ts';
-import { importExamplePlant } from '../support/plant.ts';
+import { importExamplePlant, importSignals } from '../support/plant.ts';
 
 const T0 = Date.parse('2026-11-25T09:00:00Z');
 const tag = (metric: string, device = 'oven-1') => tagKey.sparkplug('plant1', 'paint-edge', device, metric);
@@ -57,13 +57,7 @@ describe('telemetry: signals, ingest pipeline, history', () => {
     t = await createTestApp();
     await importExamplePlant(t);
     cookie = await t.adminCookie();
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/api/plant/import',
-      headers: { cookie },
-      payload: { signals: SIGNALS },
-    });
-    assert.equal(res.statusCode, 200, res.body);
+    await importSignals(t, SIGNALS);
     await t.loom.telemetry.start();
   });
   after(async () => {

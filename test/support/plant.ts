@@ -3,6 +3,17 @@ import type { TestApp } from './app.ts';
 
 export const PLANT_YAML = readFileSync(new URL('../../examples/plant.yaml', import.meta.url), 'utf8');
 
+/** Imports a `signals` section (on equipment already stored) as admin. */
+export async function importSignals(t: TestApp, signals: readonly object[]): Promise<void> {
+  const res = await t.app.inject({
+    method: 'POST',
+    url: '/api/plant/import',
+    headers: { cookie: await t.adminCookie() },
+    payload: { signals },
+  });
+  if (res.statusCode !== 200) throw new Error(`signal import failed: ${res.statusCode} ${res.body}`);
+}
+
 /** Imports examples/plant.yaml (the automotive plant) as admin. */
 export async function importExamplePlant(t: TestApp): Promise<void> {
   const res = await t.app.inject({

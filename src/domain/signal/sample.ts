@@ -46,6 +46,11 @@ export const tagKey = {
   /** Every tag of one Sparkplug device. */
   sparkplugDevicePrefix: (group: string, edgeNode: string, device: string): string =>
     `spb:${group}/${edgeNode}/${device}/`,
+  /** The Sparkplug edge node a tag belongs to; null for other protocols' tags. */
+  sparkplugNodeOf: (tag: string): { group: string; edgeNode: string } | null => {
+    const m = /^spb:([^/]+)\/([^/]+)\//.exec(tag);
+    return m ? { group: m[1]!, edgeNode: m[2]! } : null;
+  },
   opcua: (endpoint: string, nodeId: string): string => `opcua:${endpoint}|${nodeId}`,
   modbus: (device: string, register: string): string => `modbus:${device}|${register}`,
 } as const;
