@@ -4,7 +4,11 @@ import { systemClock } from '../domain/shared/clock.ts';
 import { composeLoom, type Loom } from './loom.ts';
 import { openDatabase } from './open-database.ts';
 import { startShopFloor, type ShopFloor } from './shop-floor-feature.ts';
+import { startModbusDevice } from '../sim/modbus-device.ts';
 import { SparkplugEdgeNode } from '../sim/sparkplug-edge.ts';
+
+/** Where `loom start` runs the simulated Modbus press (examples/plant.yaml maps press-1 to it). */
+const SIM_PRESS_PORT = 1502;
 
 export interface RunningServer {
   readonly loom: Loom;
@@ -99,7 +103,13 @@ async function startSimulatedPlant(
   shopFloor: ShopFloor | null,
   logger: Logger,
 ): Promise<{ stop(): Promise<void> } | null> {
-  if (config.mqttUrl !== undefined || shopFloor?.brokerUrl == null) return null;
+  const press = await startModbusDevice({ host: '127.0.0.1', port: SIM_PRESS_PORT }).catch((e: unknown) => {
+    logger.warn({ err: e, port: SIM_PRESS_PORT }, 'simulated Modbus press not started (port taken?)');
+    return null;
+  });
+  if (config.mqttUrl !== undefined || shopFloor?.brokerUrl == null) {
+    return press ? { stop: () => press.stop() } : null;
+  }
   const edge = new SparkplugEdgeNode({
     url: shopFloor.brokerUrl,
     groupId: 'plant1',
@@ -111,8 +121,17 @@ async function startSimulatedPlant(
   });
   await edge.start();
   logger.info(
-    { edgeNode: 'plant1/paint-edge', devices: ['oven-1'] },
+    {
+      edgeNode: 'plant1/paint-edge',
+      devices: ['oven-1'],
+      modbusPress: press ? `127.0.0.1:${press.port}` : null,
+    },
     'simulated plant started (--no-sim to leave it out)',
   );
-  return { stop: () => edge.stop() };
+  return {
+    stop: async () => {
+      await edge.stop();
+      await press?.stop();
+    },
+  };
 }

@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { isLoopbackHost, startAedesBroker, type EmbeddedMqttBroker } from '../adapters/mqtt/aedes-broker.ts';
+import { ModbusTcpPoller } from '../adapters/modbus/modbus-tcp-poller.ts';
 import { MqttSparkplugHost } from '../adapters/sparkplug/mqtt-sparkplug-host.ts';
 import type { AuthService } from '../app/auth/auth-service.ts';
 import type { LoomConfig } from '../config/config.ts';
@@ -16,6 +17,8 @@ export interface ShopFloor {
   /** The MQTT broker Loom's connectors use (embedded or `LOOM_MQTT_URL`), without credentials. */
   readonly brokerUrl: string | null;
   readonly sparkplug: MqttSparkplugHost | null;
+  /** Polls the Modbus TCP registers that signals name; writes with read-back. */
+  readonly modbus: ModbusTcpPoller;
   readiness(): Record<string, { ok: boolean; detail?: string }>;
   stop(): Promise<void>;
 }
@@ -36,7 +39,17 @@ export async function startShopFloor(deps: {
   await telemetry.start();
   let broker: EmbeddedMqttBroker | null = null;
   let host: MqttSparkplugHost | null = null;
+  // Modbus TCP devices are polled directly: the register map is in the signals' sources.
+  const modbus = new ModbusTcpPoller({
+    sink: telemetry.pipeline,
+    connectivity: telemetry.connectivity,
+    clock: deps.clock,
+    logger,
+  });
+  modbus.setSignals(telemetry.pipeline.signals());
+  telemetry.onTagMapReloaded((signals) => modbus.setSignals(signals));
   const stop = async () => {
+    await modbus.stop();
     await host?.stop();
     await broker?.stop();
     await telemetry.stop();
@@ -109,6 +122,7 @@ export async function startShopFloor(deps: {
   return {
     brokerUrl: sparkplug?.status().broker ?? broker?.url ?? null,
     sparkplug,
+    modbus,
     readiness(): Record<string, { ok: boolean; detail?: string }> {
       if (sparkplug === null) return {};
       const s = sparkplug.status();

@@ -19,6 +19,8 @@ export interface Telemetry {
   readonly connectivity: ConnectivityRegistry;
   /** Called after a tag-map reload with the signals whose source tag became mapped. */
   onSignalsMapped(listener: (signals: readonly MappedSignal[]) => void): void;
+  /** Called after every tag-map reload with all signals (connectors that poll follow it). */
+  onTagMapReloaded(listener: (signals: readonly MappedSignal[]) => void): void;
   /** Live fan-out to dashboards (`GET /api/live`) and, once started, to the other instances. */
   readonly live: LiveHub;
   readonly routes: (app: FastifyInstance) => Promise<void>;
@@ -56,12 +58,14 @@ export function telemetryFeature(deps: {
   let listener: PostgresListener | null = null;
   let reload: NodeJS.Timeout | null = null;
   const addedListeners = new Set<(signals: readonly MappedSignal[]) => void>();
+  const reloadListeners = new Set<(signals: readonly MappedSignal[]) => void>();
   const reloadSoon = () => {
     if (reload !== null) return;
     reload = setTimeout(() => {
       reload = null;
       pipeline.reloadSignals().then(
         (added) => {
+          for (const listener of reloadListeners) listener(pipeline.signals());
           if (added.length > 0) for (const listener of addedListeners) listener(added);
         },
         (e: unknown) => log.error({ err: e }, 'reloading the tag map failed'),
@@ -81,6 +85,9 @@ export function telemetryFeature(deps: {
     live,
     onSignalsMapped(listener) {
       addedListeners.add(listener);
+    },
+    onTagMapReloaded(listener) {
+      reloadListeners.add(listener);
     },
     routes: async (app) => {
       await history(app);

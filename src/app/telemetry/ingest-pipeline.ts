@@ -209,6 +209,11 @@ export class IngestPipeline implements TelemetrySink {
     return added;
   }
 
+  /** Every mapped signal (the tag map as last loaded). */
+  signals(): readonly MappedSignal[] {
+    return this.#signals;
+  }
+
   /** The signal a tag maps to, if any. */
   signalOfTag(tag: string): MappedSignal | undefined {
     return this.#byTag.get(tag);
