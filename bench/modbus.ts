@@ -28,7 +28,7 @@ const child = spawn(process.execPath, ['--import', 'tsx', 'bench/modbus-devices-
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 const ports = await new Promise<number[]>((resolve) => {
-  createInterface({ input: child.stdout! }).once('line', (l) => resolve(JSON.parse(l) as number[]));
+  createInterface({ input: child.stdout }).once('line', (l) => resolve(JSON.parse(l) as number[]));
 });
 
 try {
