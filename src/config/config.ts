@@ -15,6 +15,9 @@ const port = z.coerce
   .min(1, 'must be a whole number from 1 to 65535')
   .max(65535, 'must be a whole number from 1 to 65535');
 
+/** A yes/no setting: a boolean in a config file, `true` or `false` in the environment. */
+const flag = z.union([z.boolean(), z.enum(['true', 'false'])]).transform((v) => v === true || v === 'true');
+
 const postgresUrl = z
   .string()
   .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// or postgresql:// URL');
@@ -65,10 +68,7 @@ export const configSchema = z
       .max(256 * 1024 * 1024)
       .default(1024 * 1024),
     /** Run the Sparkplug B host application (`loom start`). */
-    sparkplugEnabled: z
-      .union([z.boolean(), z.enum(['true', 'false'])])
-      .transform((v) => v === true || v === 'true')
-      .default(true),
+    sparkplugEnabled: flag.default(true),
     /** Sparkplug Primary Host id: the STATE topic `spBv1.0/STATE/<id>`. Unique in the plant (H7, H20). */
     sparkplugHostId: z
       .string()
@@ -95,10 +95,7 @@ export const configSchema = z
       )
       .optional(),
     /** Ask edge nodes for a rebirth on bad or out-of-sync input (Sparkplug H11). */
-    sparkplugRequestRebirths: z
-      .union([z.boolean(), z.enum(['true', 'false'])])
-      .transform((v) => v === true || v === 'true')
-      .default(true),
+    sparkplugRequestRebirths: flag.default(true),
     /** How long an out-of-order message waits for the missing ones before a rebirth is requested (H9). */
     sparkplugReorderTimeoutMs: z.coerce.number().int().min(0).max(60_000).default(2000),
     /** Fewest milliseconds between two rebirth requests to one edge node (H11). */
@@ -173,10 +170,7 @@ export const configSchema = z
     /** Folder of declarative ERP field mappings (`<name>.jsonata`). */
     erpMappingsDir: z.string().min(1).default('./examples/erp-mappings'),
     /** Set the `Secure` attribute on session cookies (enable behind TLS). */
-    cookieSecure: z
-      .union([z.boolean(), z.enum(['true', 'false'])])
-      .transform((v) => v === true || v === 'true')
-      .default(false),
+    cookieSecure: flag.default(false),
   })
   .strict();
 

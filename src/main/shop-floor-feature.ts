@@ -6,12 +6,13 @@ import { ModbusTcpPoller } from '../adapters/modbus/modbus-tcp-poller.ts';
 import { MqttSparkplugHost } from '../adapters/sparkplug/mqtt-sparkplug-host.ts';
 import type { AuthService } from '../app/auth/auth-service.ts';
 import type { LoomConfig } from '../config/config.ts';
+import { hasAnyRole, type Role } from '../domain/auth/roles.ts';
 import type { Clock } from '../domain/shared/clock.ts';
 import { tagKey } from '../domain/signal/sample.ts';
 import type { Telemetry } from './telemetry-feature.ts';
 
 /** Who may connect to the embedded broker: Loom itself, and API tokens of these roles. */
-const BROKER_ROLES = new Set(['integration', 'admin']);
+const BROKER_ROLES: readonly Role[] = ['integration', 'admin'];
 
 export interface ShopFloor {
   /** The MQTT broker Loom's connectors use (embedded or `LOOM_MQTT_URL`), without credentials. */
@@ -73,7 +74,7 @@ export async function startShopFloor(deps: {
           // Any other client presents an API token (role integration or admin) as its password.
           if (pass.length === 0) return isLoopbackHost(config.mqttHost);
           const principal = await deps.auth.authenticateToken(pass.toString('utf8'));
-          return principal !== null && principal.roles.some((r) => BROKER_ROLES.has(r));
+          return principal !== null && hasAnyRole(principal, BROKER_ROLES);
         },
       });
       url = broker.url;
