@@ -149,6 +149,18 @@ describe('IngestPipeline', () => {
     assert.equal(p.stats().samplesStored, 3);
   });
 
+  it('on stop, writes what a failing write in flight gave back', async () => {
+    const store = new FakeStore();
+    const p = await pipeline(store);
+    p.accept([temp(1, 10)]);
+    store.failNext = 1;
+    const failing = p.flush();
+    const stopping = p.stop();
+    await assert.rejects(failing, /connection terminated/);
+    await stopping;
+    assert.deepEqual(store.stored(1), [10]);
+  });
+
   it('marks the signals under a tag prefix stale and writes the mark with the next batch', async () => {
     const store = new FakeStore();
     const p = await pipeline(store);

@@ -168,7 +168,6 @@ export class IngestPipeline implements TelemetrySink {
     this.#timer = null;
     this.#partitionTimer = null;
     this.#compactTimer = null;
-    await this.#flushing;
     await this.flush().catch((e: unknown) =>
       this.#o.log.error(
         { err: e, buffered: this.#bufferedCount },
@@ -304,7 +303,8 @@ export class IngestPipeline implements TelemetrySink {
 
   /** Writes what is buffered now (tests, shutdown); resolves when it is committed or has failed. */
   async flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
+    // A write already in flight that fails puts its samples back in the buffer: this flush writes them.
+    while (this.#flushing) await this.#flushing.catch(() => undefined);
     this.#flushing = this.#writeBatch();
     try {
       await this.#flushing;

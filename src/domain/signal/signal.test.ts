@@ -37,10 +37,12 @@ describe('signal sources and tag keys', () => {
     assert.equal(sourceTagOf(s.source), 'modbus:10.0.0.5:502/1|holding:0:uint32');
   });
 
-  it('refuses a bit type on a register table, a word type on a coil, and two sources at once', () => {
+  it('refuses a bit type on a register table, a word type on a coil, a value past the last address, and two sources at once', () => {
     const bad = (source: unknown) => SignalSchema.safeParse({ ...base, source }).success;
     assert.equal(bad({ modbus: { host: 'h', table: 'holding', address: 1, type: 'bool' } }), false);
     assert.equal(bad({ modbus: { host: 'h', table: 'coil', address: 1, type: 'int16' } }), false);
+    assert.equal(bad({ modbus: { host: 'h', table: 'holding', address: 65535, type: 'int32' } }), false);
+    assert.equal(bad({ modbus: { host: 'h', table: 'holding', address: 65534, type: 'int32' } }), true);
     assert.equal(
       bad({
         sparkplug: { group: 'g', edgeNode: 'e', metric: 'm' },

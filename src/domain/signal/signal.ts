@@ -52,6 +52,14 @@ const ModbusSource = z
     pollMs: z.number().int().min(50).max(3_600_000).default(1000),
   })
   .superRefine((m, ctx) => {
+    const words = m.type === 'int32' || m.type === 'uint32' || m.type === 'float32' ? 2 : 1;
+    if (m.address + words > 65536) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['address'],
+        message: `a ${m.type} at ${m.address} runs past the last address 65535; use at most ${65536 - words}`,
+      });
+    }
     const bit = m.table === 'coil' || m.table === 'discrete';
     if (bit !== (m.type === 'bool')) {
       ctx.addIssue({
