@@ -112,6 +112,8 @@ async function startSimulatedPlant(
   }
   const edge = new SparkplugEdgeNode({
     url: shopFloor.brokerUrl,
+    // Loom's own login: the embedded broker refuses anonymous clients when bound off loopback.
+    ...(shopFloor.embeddedBrokerLogin ?? {}),
     groupId: 'plant1',
     edgeNodeId: 'paint-edge',
     primaryHostId: config.sparkplugHostId,

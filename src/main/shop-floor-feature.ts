@@ -17,6 +17,11 @@ const BROKER_ROLES: readonly Role[] = ['integration', 'admin'];
 export interface ShopFloor {
   /** The MQTT broker Loom's connectors use (embedded or `LOOM_MQTT_URL`), without credentials. */
   readonly brokerUrl: string | null;
+  /**
+   * Loom's own credentials on its embedded broker, for clients inside this process (the simulated
+   * plant); null with an external broker. Never logged.
+   */
+  readonly embeddedBrokerLogin: { readonly username: string; readonly password: string } | null;
   readonly sparkplug: MqttSparkplugHost | null;
   /** Polls the Modbus TCP registers that signals name; writes with read-back. */
   readonly modbus: ModbusTcpPoller;
@@ -55,6 +60,7 @@ export async function startShopFloor(deps: {
     await broker?.stop();
     await telemetry.stop();
   };
+  let embeddedBrokerLogin: { username: string; password: string } | null = null;
   try {
     let url = config.mqttUrl;
     let username = config.mqttUsername;
@@ -80,6 +86,7 @@ export async function startShopFloor(deps: {
       url = broker.url;
       username = 'loom';
       password = internalPassword;
+      embeddedBrokerLogin = { username, password };
     }
     if (url !== undefined && config.sparkplugEnabled) {
       host = new MqttSparkplugHost({
@@ -122,6 +129,7 @@ export async function startShopFloor(deps: {
   const sparkplug = host;
   return {
     brokerUrl: sparkplug?.status().broker ?? broker?.url ?? null,
+    embeddedBrokerLogin,
     sparkplug,
     modbus,
     readiness(): Record<string, { ok: boolean; detail?: string }> {
