@@ -516,17 +516,18 @@ export function postgresPlantStore(db: Database): PlantStore {
     signal: simpleRepository<Signal, SignalRow>(db, {
       table: 'signals',
       columns:
-        'id, equipment_id, name, description, data_type, unit_id, limit_low, limit_high, deadband, source',
+        'id, equipment_id, name, description, data_type, unit_id, limit_low, limit_high, deadband, source, writable, packml',
       toEntity: toSignal,
       async save(c, x) {
         await c.query(
           `INSERT INTO signals (id, equipment_id, name, description, data_type, unit_id, limit_low, limit_high,
-                                deadband, source, source_tag)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                deadband, source, source_tag, writable, packml)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
            ON CONFLICT (id) DO UPDATE SET equipment_id = EXCLUDED.equipment_id, name = EXCLUDED.name,
              description = EXCLUDED.description, data_type = EXCLUDED.data_type, unit_id = EXCLUDED.unit_id,
              limit_low = EXCLUDED.limit_low, limit_high = EXCLUDED.limit_high, deadband = EXCLUDED.deadband,
-             source = EXCLUDED.source, source_tag = EXCLUDED.source_tag, updated_at = now()`,
+             source = EXCLUDED.source, source_tag = EXCLUDED.source_tag, writable = EXCLUDED.writable,
+             packml = EXCLUDED.packml, updated_at = now()`,
           [
             x.id,
             x.equipment,
@@ -539,6 +540,8 @@ export function postgresPlantStore(db: Database): PlantStore {
             x.deadband ?? null,
             x.source,
             sourceTagOf(x.source),
+            x.writable,
+            x.packml ?? null,
           ],
         );
       },
@@ -559,6 +562,8 @@ interface SignalRow {
   limit_high: number | null;
   deadband: number | null;
   source: Signal['source'];
+  writable: boolean;
+  packml: Signal['packml'] | null;
 }
 
 function toSignal(r: SignalRow): Signal {
@@ -576,5 +581,7 @@ function toSignal(r: SignalRow): Signal {
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
     ...opt('deadband', r.deadband),
     source: r.source,
+    writable: r.writable,
+    ...opt('packml', r.packml),
   };
 }

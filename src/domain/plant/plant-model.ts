@@ -14,7 +14,7 @@ import {
   type ProductReferences,
 } from '../production/product.ts';
 import { atPath, describeValue, parseAt } from '../shared/field-issues.ts';
-import { checkSignalReferences, repeatedSourceTags, SignalSchema } from '../signal/signal.ts';
+import { checkSignalReferences, repeatedPackmlRoles, repeatedSourceTags, SignalSchema } from '../signal/signal.ts';
 import { Identifier } from '../shared/fields.ts';
 import { ok, type FieldIssue, type Result } from '../shared/result.ts';
 import { plantInvalid } from './plant-errors.ts';
@@ -127,6 +127,7 @@ export function validatePlantModel(doc: unknown, existing: KnownIds = {}): Resul
     issues.push(...checkSignalReferences(value, references, at));
   }
   issues.push(...repeatedSourceTags(signals.entries));
+  issues.push(...repeatedPackmlRoles(signals.entries));
 
   if (issues.length > 0) return plantInvalid('plant model', sortInDocumentOrder(issues));
   const values = <T>(section: Section<T>): T[] => section.entries.map((e) => e.value);

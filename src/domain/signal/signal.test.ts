@@ -52,3 +52,65 @@ describe('signal sources and tag keys', () => {
     );
   });
 });
+
+describe('OPC UA sources, writable and PackML signals', () => {
+  it('keys an OPC UA variable by endpoint and NodeId and fills sampling defaults', () => {
+    const s = SignalSchema.parse({
+      ...base,
+      source: { opcua: { endpoint: 'opc.tcp://10.0.0.7:4840/UA/Press', nodeId: 'ns=2;s=Press.Strokes' } },
+    });
+    assert.ok('opcua' in s.source);
+    assert.deepEqual(s.source.opcua, {
+      endpoint: 'opc.tcp://10.0.0.7:4840/UA/Press',
+      nodeId: 'ns=2;s=Press.Strokes',
+      samplingMs: 1000,
+      queueSize: 10,
+    });
+    assert.equal(sourceTagOf(s.source), 'opcua:opc.tcp://10.0.0.7:4840/UA/Press|ns=2;s=Press.Strokes');
+    assert.equal(s.writable, false);
+  });
+
+  it('refuses an endpoint that is not opc.tcp and a malformed NodeId, naming the field', () => {
+    const r = SignalSchema.safeParse({
+      ...base,
+      source: { opcua: { endpoint: 'http://10.0.0.7', nodeId: 'Press.Strokes' } },
+    });
+    assert.equal(r.success, false);
+    const paths = r.error.issues.map((i) => i.path.join('.'));
+    assert.ok(paths.includes('source.opcua.endpoint'), paths.join());
+    assert.ok(paths.includes('source.opcua.nodeId'), paths.join());
+  });
+
+  it('accepts namespace URIs, numeric, GUID and opaque NodeIds', () => {
+    for (const nodeId of [
+      'nsu=urn:acme:plc;s=Line1.Speed',
+      'i=2258',
+      'ns=3;i=1001',
+      'ns=1;g=72962b91-fa75-4ae6-8d28-b404dc7daf63',
+      'ns=1;b=M/RbKBsRVkePCePcx24oRA==',
+    ]) {
+      assert.ok(
+        SignalSchema.safeParse({ ...base, source: { opcua: { endpoint: 'opc.tcp://plc:4840', nodeId } } })
+          .success,
+        nodeId,
+      );
+    }
+  });
+
+  it('a PackML command signal must be writable, and a Modbus input register cannot be', () => {
+    const cmd = SignalSchema.safeParse({
+      ...base,
+      packml: 'command',
+      source: { opcua: { endpoint: 'opc.tcp://plc:4840', nodeId: 'ns=1;s=PackML/CntrlCmd' } },
+    });
+    assert.equal(cmd.success, false);
+    assert.match(cmd.error.issues[0]!.message, /set writable: true/);
+    const input = SignalSchema.safeParse({
+      ...base,
+      writable: true,
+      source: { modbus: { host: 'plc', table: 'input', address: 3, type: 'uint16' } },
+    });
+    assert.equal(input.success, false);
+    assert.deepEqual(input.error.issues[0]!.path, ['writable']);
+  });
+});

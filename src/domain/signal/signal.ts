@@ -70,13 +70,56 @@ const ModbusSource = z
     }
   });
 
-/** Where a signal's values come from: exactly one source per signal. OPC UA arrives with its connector. */
+/**
+ * An OPC UA variable read by Loom's OPC UA client through a subscription (one monitored item per
+ * signal). The endpoint's security (mode, policy, login) is connection configuration, not plant
+ * data: see `LOOM_OPCUA_*` and the endpoints file. The signal's `deadband` becomes the monitored
+ * item's absolute DataChangeFilter, so the server does not send what Loom would drop.
+ */
+const OpcUaSource = z.strictObject({
+  /** The server's endpoint URL, `opc.tcp://host:port/path`. */
+  endpoint: z
+    .string()
+    .max(2048)
+    .regex(
+      /^opc\.tcp:\/\/[^\s/?#]+(\/[^\s?#]*)?$/,
+      'must be an OPC UA endpoint URL: opc.tcp://host:port/path',
+    ),
+  /**
+   * The variable's NodeId in OPC UA string notation: `ns=2;s=Oven.Temperature`, `ns=3;i=1001`,
+   * `nsu=urn:vendor:plc;s=Line1.Speed` (a namespace URI survives the server renumbering namespaces).
+   */
+  nodeId: z
+    .string()
+    .max(4096)
+    .regex(
+      /^(?:(?:ns=\d{1,5}|nsu=[^;]+);)?(?:i=\d{1,10}|s=.+|g=[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|b=[A-Za-z0-9+/=]+)$/s,
+      "must be a NodeId like 'ns=2;s=Oven.Temperature', 'ns=3;i=1001' or 'nsu=<namespace uri>;s=<name>'",
+    ),
+  /** The monitored item's sampling interval, ms (0: as fast as the server can). */
+  samplingMs: z.number().int().min(0).max(3_600_000).default(1000),
+  /** Values the server may queue between two publishes (no loss when it samples faster). */
+  queueSize: z.number().int().min(1).max(10_000).default(10),
+});
+
+/** Where a signal's values come from: exactly one source per signal. */
 export const SignalSourceSchema = z.union([
   z.strictObject({ sparkplug: SparkplugSource }),
   z.strictObject({ modbus: ModbusSource }),
+  z.strictObject({ opcua: OpcUaSource }),
 ]);
 export type SignalSource = z.output<typeof SignalSourceSchema>;
 export type ModbusRegisterSource = z.output<typeof ModbusSource>;
+export type OpcUaNodeSource = z.output<typeof OpcUaSource>;
+
+/**
+ * What a signal is to the command gateway. `state`: it carries the equipment's PackML state (a
+ * state name such as `Idle`, or its PackML number, 1–17); interlocks read it. `command`: start,
+ * stop, hold, unhold, reset and abort are written to it as PackML command numbers (CntrlCmd:
+ * 1 Reset, 2 Start, 3 Stop, 4 Hold, 5 Unhold, 6 Suspend, 7 Unsuspend, 8 Abort, 9 Clear).
+ */
+export const PACKML_ROLES = ['state', 'command'] as const;
+export type PackmlRole = (typeof PACKML_ROLES)[number];
 
 const Limits = z
   .strictObject({ low: z.number().finite().optional(), high: z.number().finite().optional() })
@@ -107,8 +150,34 @@ export const SignalSchema = z
      */
     deadband: z.number().finite().min(0).optional(),
     source: SignalSourceSchema,
+    /**
+     * Commands (`POST /api/equipment/:id/commands`) may write it: a setpoint or a recipe
+     * parameter. Read-only unless said; the source must be writable too (a holding register or
+     * coil, an OPC UA variable with write access, a metric the edge node accepts in a DCMD).
+     */
+    writable: z.boolean().default(false),
+    /** Its PackML role for the command gateway, if any (see `PACKML_ROLES`). */
+    packml: z.enum(PACKML_ROLES).optional(),
   })
   .superRefine((s, ctx) => {
+    if (s.packml === 'command' && !s.writable) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['writable'],
+        message: 'a PackML command signal is written by the command gateway: set writable: true',
+      });
+    }
+    if (
+      'modbus' in s.source &&
+      s.writable &&
+      (s.source.modbus.table === 'input' || s.source.modbus.table === 'discrete')
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['writable'],
+        message: `Modbus ${s.source.modbus.table} ${s.source.modbus.table === 'input' ? 'registers are' : 'inputs are'} read-only; use a holding register or coil, or writable: false`,
+      });
+    }
     if (s.dataType !== 'number' && s.deadband !== undefined && s.deadband > 0) {
       ctx.addIssue({
         code: 'custom',
@@ -128,6 +197,7 @@ export type Signal = z.output<typeof SignalSchema>;
 
 /** The source tag key a signal maps from (see `tagKey`). */
 export function sourceTagOf(source: SignalSource): string {
+  if ('opcua' in source) return tagKey.opcua(source.opcua.endpoint, source.opcua.nodeId);
   if ('modbus' in source) {
     const m = source.modbus;
     return tagKey.modbus(`${m.host}:${m.port}/${m.unitId}`, `${m.table}:${m.address}:${m.type}`);
@@ -177,6 +247,25 @@ export function repeatedSourceTags(entries: readonly { at: string; value: Signal
       issues.push({
         path: atPath(at, 'source'),
         message: `this source already feeds the signal at ${first}; one source tag maps to one signal`,
+      });
+    }
+  }
+  return issues;
+}
+
+/** One equipment has at most one PackML state signal and one PackML command signal. */
+export function repeatedPackmlRoles(entries: readonly { at: string; value: Signal }[]): FieldIssue[] {
+  const owner = new Map<string, string>();
+  const issues: FieldIssue[] = [];
+  for (const { at, value } of entries) {
+    if (value.packml === undefined) continue;
+    const key = `${value.equipment}\u0000${value.packml}`;
+    const first = owner.get(key);
+    if (first === undefined) owner.set(key, at);
+    else {
+      issues.push({
+        path: atPath(at, 'packml'),
+        message: `equipment '${value.equipment}' already has its PackML ${value.packml} signal at ${first}; one per equipment`,
       });
     }
   }
