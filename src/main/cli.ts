@@ -340,6 +340,85 @@ simCommand
     },
   );
 
+simCommand
+  .command('opcua')
+  .description(
+    'run a simulated PLC (an oven or a press) as an OPC UA server until Ctrl-C; it starts in PackML ' +
+      'Execute unless --initial-state says otherwise (address space: src/sim/opcua-machine.ts)',
+  )
+  .option('--kind <kind>', 'oven or press', 'oven')
+  .option('--id <id>', 'machine id: object name and namespace urn:loom:sim:<id> (default: <kind>-1)')
+  .option('--port <port>', 'TCP port (default: any free port)')
+  .option('--host <host>', 'address to listen on and to advertise', '127.0.0.1')
+  .option('--seed <n>', 'random seed of the physics', '1')
+  .option('--pki-dir <dir>', "the server's PKI folder (default: <data dir>/sim-opcua/<id>)")
+  .option('--initial-state <state>', 'PackML state at start', 'Execute')
+  .option('--items <n>', 'bulk Double items Load/ValueNNNN for benchmarks', '0')
+  .option('--item-interval-ms <ms>', 'every bulk item changes this often', '100')
+  .option('--security-modes <list>', 'of None,Sign,SignAndEncrypt (default: all)')
+  .option(
+    '--security-policies <list>',
+    'of Basic256Sha256,Aes128_Sha256_RsaOaep,Aes256_Sha256_RsaPss (default: all)',
+  )
+  .option('--no-anonymous', 'refuse anonymous sessions')
+  .option('--require-trusted-clients', "accept only client certificates in the PKI's trusted/ folder")
+  .option('--username <name>', 'the user name accepted (with --password-stdin)')
+  .option('--password-stdin', 'read that user’s password from standard input')
+  .action(
+    async (o: {
+      kind: string;
+      id?: string;
+      port?: string;
+      host: string;
+      seed: string;
+      pkiDir?: string;
+      initialState: string;
+      items: string;
+      itemIntervalMs: string;
+      securityModes?: string;
+      securityPolicies?: string;
+      anonymous: boolean;
+      requireTrustedClients?: boolean;
+      username?: string;
+      passwordStdin?: boolean;
+    }) => {
+      const bad = (message: string) => {
+        process.stderr.write(`${message}\n`);
+        process.exitCode = 2;
+      };
+      // Loaded here: node-opcua takes seconds to import, which no other command should pay.
+      const { parseOpcUaMachineArgs, startOpcUaMachine } = await import('../sim/opcua-machine.ts');
+      const parsed = parseOpcUaMachineArgs(
+        { ...o, requireTrustedClients: o.requireTrustedClients ?? false },
+        o.pkiDir === undefined ? config(program.opts()).dataDir : undefined,
+      );
+      if (!parsed.ok) return bad(parsed.message);
+      if ((o.username === undefined) !== !o.passwordStdin) {
+        return bad('--username and --password-stdin go together');
+      }
+      const password = o.passwordStdin ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : undefined;
+      const machine = await startOpcUaMachine({
+        ...parsed.options,
+        ...(o.username !== undefined && password !== undefined
+          ? { user: { username: o.username, password } }
+          : {}),
+        logger: createLogger(process.env.LOOM_LOG_LEVEL ?? 'info', process.stderr),
+      });
+      out(
+        `OPC UA ${parsed.options.kind} ${parsed.options.machineId} on ${machine.endpointUrl} ` +
+          `(namespace ${machine.namespaceUri}, server certificate ${machine.certificateFile})`,
+      );
+      const shutdown = () => {
+        machine.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', shutdown);
+      process.once('SIGTERM', shutdown);
+    },
+  );
+
 function describeImport(file: string, s: ImportSummary): string {
   const lines = [`${s.dryRun ? 'dry run, nothing written' : 'imported'}: ${file}`];
   for (const [section, c] of Object.entries(s)) {

@@ -154,6 +154,7 @@ export class Oven implements SimulatedMachine {
   #recipe = '';
   #noise = 0;
   #elapsedMs = 0;
+  #enabled = true;
   /** Elapsed time of the next automatic door event (open, or close when open); Infinity: none. */
   #doorEventAt: number;
   readonly #autoDoor: boolean;
@@ -178,6 +179,19 @@ export class Oven implements SimulatedMachine {
     return this.#temperature;
   }
 
+  /** Whether the heater controls the temperature (see `setEnabled`). */
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  /**
+   * Switches the heater's controller on or off, as a PackML Execute state does: while off the
+   * power is 0 and the oven cools toward ambient. On by default.
+   */
+  setEnabled(on: boolean): void {
+    this.#enabled = on;
+  }
+
   /** Opens or closes the door (an operator, or a test). An opened door stays open until closed here. */
   setDoor(open: boolean): void {
     this.#doorOpen = open;
@@ -196,7 +210,9 @@ export class Oven implements SimulatedMachine {
       if (this.#elapsedMs >= this.#doorEventAt) this.#doorEvent();
       const tau = Oven.LOSS_TAU_S / (this.#doorOpen ? 4 : 1);
       const feedforward = ((this.#setpoint - this.#ambient) / (Oven.HEAT_RATE_C_PER_S * tau)) * 100;
-      this.#power = clamp(feedforward + Oven.KP_PERCENT_PER_C * (this.#setpoint - this.#temperature), 0, 100);
+      this.#power = this.#enabled
+        ? clamp(feedforward + Oven.KP_PERCENT_PER_C * (this.#setpoint - this.#temperature), 0, 100)
+        : 0;
       const equilibrium = this.#ambient + (Oven.HEAT_RATE_C_PER_S * this.#power * tau) / 100;
       this.#temperature = equilibrium + (this.#temperature - equilibrium) * Math.exp(-stepMs / 1000 / tau);
     }
@@ -277,6 +293,7 @@ export class Press implements SimulatedMachine {
   #jitter = 1;
   #stoppedLeftMs = 0;
   #pressure = 5;
+  #enabled = true;
   readonly #jamProbability: number;
   readonly #random: Random;
   readonly #sensor: Random;
@@ -291,7 +308,20 @@ export class Press implements SimulatedMachine {
 
   get state(): PressState {
     if (this.#stoppedLeftMs > 0) return 'Stopped';
-    return this.#targetSpm > 0 ? 'Execute' : 'Idle';
+    return this.#enabled && this.#targetSpm > 0 ? 'Execute' : 'Idle';
+  }
+
+  /** Whether the press may stroke (see `setEnabled`). */
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  /**
+   * Lets the press stroke or not, as a PackML Execute state does: while off it is Idle and a
+   * cycle in progress waits where it is. On by default. A jam runs out either way.
+   */
+  setEnabled(on: boolean): void {
+    this.#enabled = on;
   }
 
   /** Jams the press now for `forMs` (a test, or a demo of a stoppage). */
@@ -312,7 +342,7 @@ export class Press implements SimulatedMachine {
         left -= d;
         continue;
       }
-      if (this.#targetSpm <= 0) break;
+      if (this.#targetSpm <= 0 || !this.#enabled) break;
       const cycleMs = (60_000 / this.#targetSpm) * this.#jitter;
       const d = Math.min(left, (1 - this.#phase) * cycleMs);
       left -= d;

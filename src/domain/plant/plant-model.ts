@@ -14,7 +14,12 @@ import {
   type ProductReferences,
 } from '../production/product.ts';
 import { atPath, describeValue, parseAt } from '../shared/field-issues.ts';
-import { checkSignalReferences, repeatedPackmlRoles, repeatedSourceTags, SignalSchema } from '../signal/signal.ts';
+import {
+  checkSignalReferences,
+  repeatedPackmlRoles,
+  repeatedSourceTags,
+  SignalSchema,
+} from '../signal/signal.ts';
 import { Identifier } from '../shared/fields.ts';
 import { ok, type FieldIssue, type Result } from '../shared/result.ts';
 import { plantInvalid } from './plant-errors.ts';
