@@ -83,4 +83,41 @@ describe('loadConfig', () => {
     assert.doesNotMatch(text, /a-very-secret-pass|hunter2/);
     assert.match(text, /postgres:\/\/loom:\*\*\*@db:5432\/loom/);
   });
+
+  it('secures OPC UA by default: SignAndEncrypt, Basic256Sha256, a store under the data folder, 16 MiB', () => {
+    const c = loadConfig({ env: { LOOM_DATA_DIR: '/var/lib/loom' } });
+    assert.equal(c.opcuaSecurityMode, 'SignAndEncrypt');
+    assert.equal(c.opcuaSecurityPolicy, 'Basic256Sha256');
+    assert.equal(c.opcuaPkiDir, path.resolve('/var/lib/loom/pki/opcua'));
+    assert.equal(c.opcuaMaxMessageBytes, 16 * 1024 * 1024);
+    assert.equal(c.opcuaSessionTimeoutMs, 60_000);
+  });
+
+  it('refuses Sign without a security policy, a policy with mode None, and half a login', () => {
+    const e = problems({
+      LOOM_OPCUA_SECURITY_MODE: 'Sign',
+      LOOM_OPCUA_SECURITY_POLICY: 'None',
+      LOOM_OPCUA_USERNAME: 'loom',
+    });
+    assert.match(
+      e.message,
+      /LOOM_OPCUA_SECURITY_POLICY="None": Sign needs a security policy: Basic256Sha256/,
+    );
+    assert.match(e.message, /LOOM_OPCUA_PASSWORD: needed with LOOM_OPCUA_USERNAME/);
+    const none = problems({ LOOM_OPCUA_SECURITY_MODE: 'None', LOOM_OPCUA_SECURITY_POLICY: 'Basic256Sha256' });
+    assert.match(none.message, /applies only with Sign or SignAndEncrypt/);
+    assert.equal(loadConfig({ env: { LOOM_OPCUA_SECURITY_MODE: 'None' } }).opcuaSecurityPolicy, 'None');
+  });
+
+  it('refuses the RSA PKCS#1 v1.5 policies Node no longer supports', () => {
+    const e = problems({ LOOM_OPCUA_SECURITY_POLICY: 'Basic128Rsa15' });
+    assert.equal(e.problems[0]?.key, 'LOOM_OPCUA_SECURITY_POLICY');
+  });
+
+  it('never echoes the OPC UA password', () => {
+    const c = loadConfig({ env: { LOOM_OPCUA_USERNAME: 'loom', LOOM_OPCUA_PASSWORD: 'opcua-secret-1' } });
+    assert.doesNotMatch(JSON.stringify(describeConfig(c)), /opcua-secret-1/);
+    const e = problems({ LOOM_OPCUA_PASSWORD: 'opcua-secret-2' });
+    assert.doesNotMatch(e.message, /opcua-secret-2/);
+  });
 });

@@ -22,6 +22,19 @@ const postgresUrl = z
   .string()
   .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// or postgresql:// URL');
 
+/** OPC UA message security modes (Part 4 §7.20). */
+export const OPCUA_SECURITY_MODES = ['None', 'Sign', 'SignAndEncrypt'] as const;
+/**
+ * OPC UA security policies Loom offers. Basic128Rsa15 and Basic256 are left out: they need RSA
+ * PKCS#1 v1.5 encryption, which Node ≥ 20.11.1 disabled (CVE-2023-46809), and are deprecated.
+ */
+export const OPCUA_SECURITY_POLICIES = [
+  'None',
+  'Basic256Sha256',
+  'Aes128_Sha256_RsaOaep',
+  'Aes256_Sha256_RsaPss',
+] as const;
+
 const mqttUrl = z
   .string()
   .refine((v) => /^(mqtts?|wss?|tcp|ssl):\/\//.test(v), 'must be an mqtt://, mqtts://, ws:// or wss:// URL');
@@ -171,6 +184,35 @@ export const configSchema = z
     erpMappingsDir: z.string().min(1).default('./examples/erp-mappings'),
     /** Set the `Secure` attribute on session cookies (enable behind TLS). */
     cookieSecure: flag.default(false),
+    /** OPC UA message security of endpoints the endpoints file does not list. */
+    opcuaSecurityMode: z.enum(OPCUA_SECURITY_MODES).default('SignAndEncrypt'),
+    /** OPC UA security policy with Sign or SignAndEncrypt (ignored with None). */
+    opcuaSecurityPolicy: z.enum(OPCUA_SECURITY_POLICIES).default('Basic256Sha256'),
+    /** User name Loom presents to OPC UA servers the endpoints file does not list; unset: anonymous. */
+    opcuaUsername: z.string().min(1).optional(),
+    /** Password for `opcuaUsername` (secret). */
+    opcuaPassword: z.string().min(1).optional(),
+    /** YAML or JSON list of per-endpoint settings: url, securityMode, securityPolicy, username, passwordEnv. */
+    opcuaEndpointsFile: z.string().min(1).optional(),
+    /**
+     * Loom's OPC UA certificate store: its own certificate (`own/`), the servers it trusts
+     * (`trusted/certs/`) and the ones it refused (`rejected/`). Default `<dataDir>/pki/opcua`.
+     */
+    opcuaPkiDir: z.string().min(1).optional(),
+    /** Largest OPC UA message Loom accepts or sends, in bytes (OPC UA chunking is a known memory-exhaustion vector). */
+    opcuaMaxMessageBytes: z.coerce
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(256 * 1024 * 1024)
+      .default(16 * 1024 * 1024),
+    /** Most chunks per OPC UA message; default: enough for `opcuaMaxMessageBytes` in the smallest legal chunks (8 KiB). */
+    opcuaMaxChunkCount: z.coerce.number().int().min(1).max(65_535).optional(),
+    /**
+     * OPC UA session timeout Loom requests, ms. An outage shorter than this reactivates the session
+     * and loses nothing; a longer one is a recorded gap (RELIABILITY.md rule 7).
+     */
+    opcuaSessionTimeoutMs: z.coerce.number().int().min(10_000).max(3_600_000).default(60_000),
   })
   .strict();
 
@@ -218,6 +260,15 @@ export const ENV_KEYS: Record<keyof z.infer<typeof configSchema>, string> = {
   erpInboxDir: 'LOOM_ERP_INBOX_DIR',
   erpOutboxDir: 'LOOM_ERP_OUTBOX_DIR',
   erpMappingsDir: 'LOOM_ERP_MAPPINGS_DIR',
+  opcuaSecurityMode: 'LOOM_OPCUA_SECURITY_MODE',
+  opcuaSecurityPolicy: 'LOOM_OPCUA_SECURITY_POLICY',
+  opcuaUsername: 'LOOM_OPCUA_USERNAME',
+  opcuaPassword: 'LOOM_OPCUA_PASSWORD',
+  opcuaEndpointsFile: 'LOOM_OPCUA_ENDPOINTS_FILE',
+  opcuaPkiDir: 'LOOM_OPCUA_PKI_DIR',
+  opcuaMaxMessageBytes: 'LOOM_OPCUA_MAX_MESSAGE_BYTES',
+  opcuaMaxChunkCount: 'LOOM_OPCUA_MAX_CHUNK_COUNT',
+  opcuaSessionTimeoutMs: 'LOOM_OPCUA_SESSION_TIMEOUT_MS',
 };
 
 const SECRET_KEYS = new Set<string>([
@@ -227,6 +278,7 @@ const SECRET_KEYS = new Set<string>([
   'mqttPassword',
   'erpOutboundUrl',
   'erpOutboundToken',
+  'opcuaPassword',
 ]);
 
 export interface ConfigProblem {
@@ -241,7 +293,10 @@ export class ConfigError extends Error {
     super(
       `Invalid configuration:\n` +
         problems
-          .map((p) => `  ${p.key}=${JSON.stringify(maskValue(p.key, p.value))}: ${p.allowed}`)
+          .map(
+            (p) =>
+              `  ${p.key}${p.value === undefined ? '' : `=${JSON.stringify(maskValue(p.key, p.value))}`}: ${p.allowed}`,
+          )
           .join('\n'),
     );
     this.name = 'ConfigError';
@@ -250,7 +305,7 @@ export class ConfigError extends Error {
 
 function maskValue(key: string, value: unknown): unknown {
   if (value === undefined) return value;
-  if (/PASSWORD|TOKEN|adminPassword|erpOutboundToken|mqttPassword/.test(key)) return '***';
+  if (/PASSWORD|TOKEN|adminPassword|erpOutboundToken|mqttPassword|opcuaPassword/.test(key)) return '***';
   // A rejected URL is echoed so the user sees what was wrong, but never with its credentials.
   if (/URL|databaseUrl|mqttUrl/.test(key) && typeof value === 'string') return maskUrl(value);
   return value;
@@ -345,8 +400,55 @@ export function loadConfig(sources: ConfigSources): LoomConfig {
         'needs LOOM_MQTT_URL: the embedded broker has no shared subscriptions; point all instances at Mosquitto, EMQX or HiveMQ',
     });
   }
+  if (parsed.success) problems.push(...opcuaProblems(parsed.data, origin));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
-  return Object.freeze({ ...parsed.data, dataDir: path.resolve(parsed.data.dataDir) });
+  const dataDir = path.resolve(parsed.data.dataDir);
+  return Object.freeze({
+    ...parsed.data,
+    dataDir,
+    opcuaPkiDir:
+      parsed.data.opcuaPkiDir === undefined
+        ? path.join(dataDir, 'pki', 'opcua')
+        : path.resolve(parsed.data.opcuaPkiDir),
+    // With mode None no policy applies; a policy left at its default must not look like one.
+    ...(parsed.data.opcuaSecurityMode === 'None' ? { opcuaSecurityPolicy: 'None' as const } : {}),
+  });
+}
+
+/** OPC UA keys that are valid alone but not together. */
+function opcuaProblems(
+  c: z.infer<typeof configSchema>,
+  origin: ReadonlyMap<string, string>,
+): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const keyOf = (k: keyof typeof ENV_KEYS) => origin.get(k) ?? ENV_KEYS[k];
+  if (c.opcuaSecurityMode !== 'None' && c.opcuaSecurityPolicy === 'None') {
+    problems.push({
+      key: keyOf('opcuaSecurityPolicy'),
+      value: c.opcuaSecurityPolicy,
+      allowed: `${c.opcuaSecurityMode} needs a security policy: Basic256Sha256, Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss (or set ${ENV_KEYS.opcuaSecurityMode}=None)`,
+    });
+  }
+  if (
+    c.opcuaSecurityMode === 'None' &&
+    origin.has('opcuaSecurityPolicy') &&
+    c.opcuaSecurityPolicy !== 'None'
+  ) {
+    problems.push({
+      key: keyOf('opcuaSecurityPolicy'),
+      value: c.opcuaSecurityPolicy,
+      allowed: `applies only with Sign or SignAndEncrypt; with ${ENV_KEYS.opcuaSecurityMode}=None leave it unset`,
+    });
+  }
+  if ((c.opcuaUsername === undefined) !== (c.opcuaPassword === undefined)) {
+    const missing = c.opcuaUsername === undefined ? 'opcuaUsername' : 'opcuaPassword';
+    problems.push({
+      key: ENV_KEYS[missing],
+      value: undefined,
+      allowed: `needed with ${keyOf(missing === 'opcuaUsername' ? 'opcuaPassword' : 'opcuaUsername')}: an OPC UA login is a user name and a password`,
+    });
+  }
+  return problems;
 }
 
 /** The effective configuration for `loom config`: secrets masked, credentials in URLs hidden. */
@@ -354,7 +456,8 @@ export function describeConfig(config: LoomConfig): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(config)) {
     if (v === undefined) continue;
-    if (k === 'adminPassword' || k === 'erpOutboundToken' || k === 'mqttPassword') out[k] = '***';
+    if (k === 'adminPassword' || k === 'erpOutboundToken' || k === 'mqttPassword' || k === 'opcuaPassword')
+      out[k] = '***';
     else if (SECRET_KEYS.has(k) && typeof v === 'string') out[k] = maskUrl(v);
     else out[k] = v;
   }

@@ -1,8 +1,11 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { isLoopbackHost, startAedesBroker, type EmbeddedMqttBroker } from '../adapters/mqtt/aedes-broker.ts';
 import { ModbusTcpPoller } from '../adapters/modbus/modbus-tcp-poller.ts';
+import { OpcUaConnector } from '../adapters/opcua/opcua-connector.ts';
+import { defaultSecurity, loadOpcUaEndpointsFile } from '../adapters/opcua/opcua-endpoints-file.ts';
 import { MqttSparkplugHost } from '../adapters/sparkplug/mqtt-sparkplug-host.ts';
 import type { AuthService } from '../app/auth/auth-service.ts';
 import type { LoomConfig } from '../config/config.ts';
@@ -25,6 +28,11 @@ export interface ShopFloor {
   readonly sparkplug: MqttSparkplugHost | null;
   /** Polls the Modbus TCP registers that signals name; writes with read-back. */
   readonly modbus: ModbusTcpPoller;
+  /**
+   * Subscribes to the OPC UA variables that signals name; writes with read-back, reads, method
+   * calls, browsing; `trustCertificate` adds a server certificate to Loom's trust list.
+   */
+  readonly opcua: OpcUaConnector;
   readiness(): Record<string, { ok: boolean; detail?: string }>;
   stop(): Promise<void>;
 }
@@ -40,8 +48,16 @@ export async function startShopFloor(deps: {
   auth: AuthService;
   clock: Clock;
   logger: Logger;
+  /** Where the endpoints file's `passwordEnv` variables are read; default `process.env`. */
+  env?: Readonly<Record<string, string | undefined>>;
 }): Promise<ShopFloor> {
   const { config, telemetry, logger } = deps;
+  const opcuaDefaults = defaultSecurity(config);
+  // A bad endpoints file is a configuration error: refused before anything starts.
+  const opcuaEndpoints =
+    config.opcuaEndpointsFile === undefined
+      ? []
+      : loadOpcUaEndpointsFile(config.opcuaEndpointsFile, deps.env ?? process.env, opcuaDefaults);
   await telemetry.start();
   let broker: EmbeddedMqttBroker | null = null;
   let host: MqttSparkplugHost | null = null;
@@ -54,8 +70,25 @@ export async function startShopFloor(deps: {
   });
   modbus.setSignals(telemetry.pipeline.signals());
   telemetry.onTagMapReloaded((signals) => modbus.setSignals(signals));
+  // OPC UA servers are subscribed to directly: endpoint and NodeId are in the signals' sources.
+  const opcua = new OpcUaConnector({
+    sink: telemetry.pipeline,
+    connectivity: telemetry.connectivity,
+    clock: deps.clock,
+    logger,
+    defaults: opcuaDefaults,
+    endpoints: opcuaEndpoints,
+    pkiDir: config.opcuaPkiDir ?? path.join(config.dataDir, 'pki', 'opcua'),
+    maxMessageBytes: config.opcuaMaxMessageBytes,
+    ...(config.opcuaMaxChunkCount !== undefined ? { maxChunkCount: config.opcuaMaxChunkCount } : {}),
+    sessionTimeoutMs: config.opcuaSessionTimeoutMs,
+  });
+  opcua.setSignals(telemetry.pipeline.signals());
+  telemetry.onTagMapReloaded((signals) => opcua.setSignals(signals));
+  telemetry.setOpcUaBrowser(opcua);
   const stop = async () => {
-    await modbus.stop();
+    telemetry.setOpcUaBrowser(null);
+    await Promise.all([modbus.stop(), opcua.stop()]);
     await host?.stop();
     await broker?.stop();
     await telemetry.stop();
@@ -132,6 +165,7 @@ export async function startShopFloor(deps: {
     embeddedBrokerLogin,
     sparkplug,
     modbus,
+    opcua,
     readiness(): Record<string, { ok: boolean; detail?: string }> {
       if (sparkplug === null) return {};
       const s = sparkplug.status();

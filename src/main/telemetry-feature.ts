@@ -6,6 +6,7 @@ import type { Database } from '../adapters/db/postgres-pool.ts';
 import { postgresSampleStore } from '../adapters/db/postgres-sample-store.ts';
 import { postgresSignalHistory } from '../adapters/db/postgres-signal-history.ts';
 import { liveRoutes } from '../adapters/http/routes/live-routes.ts';
+import { opcuaRoutes, type OpcUaBrowser } from '../adapters/http/routes/opcua-routes.ts';
 import { telemetryRoutes } from '../adapters/http/routes/telemetry-routes.ts';
 import { ConnectivityRegistry } from '../app/telemetry/connectivity-registry.ts';
 import { IngestPipeline } from '../app/telemetry/ingest-pipeline.ts';
@@ -24,6 +25,8 @@ export interface Telemetry {
   /** Live fan-out to dashboards (`GET /api/live`) and, once started, to the other instances. */
   readonly live: LiveHub;
   readonly routes: (app: FastifyInstance) => Promise<void>;
+  /** The OPC UA connector `GET /api/opcua/browse` asks (the shop floor sets it while it runs). */
+  setOpcUaBrowser(browser: OpcUaBrowser | null): void;
   /**
    * Starts the ingest pipeline, follows tag-map changes (LISTEN) and joins the live fan-out between
    * instances (LISTEN/NOTIFY `loom_live`). Connectors start separately.
@@ -79,6 +82,8 @@ export function telemetryFeature(deps: {
     now: () => deps.clock.now(),
   });
   const stream = liveRoutes({ hub: live, bridgeStats: () => bridge?.stats() ?? null });
+  let opcuaBrowser: OpcUaBrowser | null = null;
+  const opcua = opcuaRoutes({ browser: () => opcuaBrowser });
   return {
     pipeline,
     connectivity,
@@ -92,6 +97,10 @@ export function telemetryFeature(deps: {
     routes: async (app) => {
       await history(app);
       await stream(app);
+      await opcua(app);
+    },
+    setOpcUaBrowser(browser) {
+      opcuaBrowser = browser;
     },
     async start() {
       listener = await listenPostgres(deps.db, 'loom_signals_changed', reloadSoon, log);

@@ -4,6 +4,7 @@ import type {
   ConnectivityKind,
   ConnectivityReporter,
   ConnectivityState,
+  DataGap,
 } from './telemetry-ports.ts';
 
 interface MutableEntry {
@@ -14,6 +15,7 @@ interface MutableEntry {
   lastMessageAt: number | null;
   since: number;
   counters: Record<string, number>;
+  lastGap?: DataGap;
 }
 
 /** Connection health of this instance's connectors, in memory (each instance reports its own). */
@@ -52,6 +54,12 @@ export class ConnectivityRegistry implements ConnectivityReporter {
   count(kind: ConnectivityKind, id: string, counter: string, by = 1): void {
     const e = this.#entry(kind, id, 'online');
     e.counters[counter] = (e.counters[counter] ?? 0) + by;
+  }
+
+  recordGap(kind: ConnectivityKind, id: string, gap: DataGap): void {
+    const e = this.#entry(kind, id, 'online');
+    e.counters.gaps = (e.counters.gaps ?? 0) + 1;
+    e.lastGap = { from: gap.from, to: gap.to, reason: gap.reason };
   }
 
   /** A copy of every entry, sorted by kind then id. */

@@ -38,6 +38,18 @@ export interface ConnectivityEntry {
   readonly since: number;
   /** Monotonic counters (`messages`, `malformed`, `unknownAlias`, `rebirthRequests`, …). */
   readonly counters: Readonly<Record<string, number>>;
+  /** The latest data gap recorded for it (`recordGap`); absent while there has been none. */
+  readonly lastGap?: DataGap;
+}
+
+/**
+ * A span in which values from a source were lost and will never arrive (an OPC UA server restart
+ * or session timeout, RELIABILITY.md rule 7): UTC epoch ms, and why.
+ */
+export interface DataGap {
+  readonly from: number;
+  readonly to: number;
+  readonly reason: string;
 }
 
 /** Connectors report their peers here; `GET /api/connectivity` and `/ready` read it. */
@@ -48,4 +60,6 @@ export interface ConnectivityReporter {
   touch(kind: ConnectivityKind, id: string, at: number): void;
   /** Adds `by` (default 1) to a counter of the entry. */
   count(kind: ConnectivityKind, id: string, counter: string, by?: number): void;
+  /** Records a data gap of the entry: counter `gaps` + 1, and `lastGap` shows it. */
+  recordGap(kind: ConnectivityKind, id: string, gap: DataGap): void;
 }

@@ -52,5 +52,7 @@ export const tagKey = {
     return m ? { group: m[1]!, edgeNode: m[2]! } : null;
   },
   opcua: (endpoint: string, nodeId: string): string => `opcua:${endpoint}|${nodeId}`,
+  /** Every tag of one OPC UA endpoint (`|` cannot occur in an endpoint URL, so no other endpoint's tags match). */
+  opcuaEndpointPrefix: (endpoint: string): string => `opcua:${endpoint}|`,
   modbus: (device: string, register: string): string => `modbus:${device}|${register}`,
 } as const;
