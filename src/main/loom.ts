@@ -11,6 +11,7 @@ import type { AuditTrail, PasswordHasher, UnitOfWork } from '../app/ports.ts';
 import type { LoomConfig } from '../config/config.ts';
 import { systemClock, type Clock } from '../domain/shared/clock.ts';
 import { batchRecordFeature } from './batch-record-feature.ts';
+import { commandFeature, type Commands } from './command-feature.ts';
 import { erpInboundFeature } from './erp-inbound-feature.ts';
 import { erpOutboundFeature, type ErpOutbound } from './erp-outbound-feature.ts';
 import { executionFeature } from './execution-feature.ts';
@@ -29,6 +30,8 @@ export interface Loom {
   readonly erp: ErpOutbound;
   /** Signals, ingest pipeline, history, connection health; `startServer` starts the pipeline and connectors. */
   readonly telemetry: Telemetry;
+  /** The command gateway; `startServer` connects it to the shop floor's connectors. */
+  readonly commands: Commands;
 }
 
 /**
@@ -71,6 +74,15 @@ export async function composeLoom(deps: {
   });
 
   const telemetry = telemetryFeature({ config: deps.config, db: deps.db, clock, logger: deps.logger });
+  const commands = commandFeature({
+    db: deps.db,
+    uow,
+    audit,
+    clock,
+    auth,
+    live: telemetry.live,
+    logger: deps.logger,
+  });
 
   const app = await buildHttpServer({
     logger: deps.logger,
@@ -95,6 +107,7 @@ export async function composeLoom(deps: {
       }),
       erp.routes,
       telemetry.routes,
+      commands.routes,
     ],
     readiness: async () => {
       const checks: Record<string, { ok: boolean; detail?: string }> = {};
@@ -108,5 +121,5 @@ export async function composeLoom(deps: {
       return { ready: Object.values(checks).every((c) => c.ok), checks };
     },
   });
-  return { app, auth, audit, uow, db: deps.db, erp, telemetry };
+  return { app, auth, audit, uow, db: deps.db, erp, telemetry, commands };
 }

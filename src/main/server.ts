@@ -51,6 +51,7 @@ export async function startServer(
       clock: systemClock,
       logger,
     });
+    loom.commands.connect(shopFloor);
     await loom.app.listen({ host: config.host, port: config.port });
   } catch (e) {
     await shopFloor?.stop().catch(() => undefined);
@@ -84,6 +85,7 @@ export async function startServer(
         await sim?.stop();
         await loom.erp.stop();
         await loom.app.close();
+        loom.commands.disconnect();
         await shopFloor?.stop();
         await loom.audit.chainPending().catch(() => 0);
         await store.close();

@@ -13,6 +13,9 @@
  * | holding  | 4       | int16   |                | pressure, bar × 10                         |
  * | holding  | 5       | uint16  |                | state: 0 Idle, 1 Execute, 2 Stopped        |
  * | holding  | 6       | uint16  |                | target strokes/min, writable 0–120         |
+ * | holding  | 7       | uint16  |                | PackML state number (StateCurrent), 1–17   |
+ * | holding  | 8       | uint16  |                | PackML CntrlCmd, writable 1–9; holds the last command |
+ * | holding  | 9       | uint16  |                | recipe peak pressure, bar; writable, clamped to 50–250 |
  * | holding  | 10–11   | uint32  | little words   | strokes                                    |
  * | holding  | 12–13   | float32 | little words   | last cycle time, s                         |
  * | holding  | 20–30   | fixed test pattern (`TEST_PATTERN`)                                       |
@@ -21,10 +24,15 @@
  * | coil     | 0       | bool    |                | running (Execute)                          |
  * | coil     | 1       | bool    |                | scratch, writable                          |
  * | discrete | 0       | bool    |                | running (Execute)                          |
+ *
+ * The press runs a PackML state machine (packml.ts), starting in Execute: a command written to
+ * holding 8 drives it, the press strokes only in Execute, and holding 7 reports the state. A
+ * command the state does not accept is ignored, as a PLC does.
  */
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import Modbus from 'jsmodbus';
+import { PackmlStateMachine } from './packml.ts';
 import { Press, seededRandom, type PressState } from './plant-physics.ts';
 
 export const PRESS_STATE_CODE: Readonly<Record<PressState, number>> = { Idle: 0, Execute: 1, Stopped: 2 };
@@ -49,6 +57,11 @@ export const TEST_PATTERN = {
 
 const TARGET_SPM_ADDRESS = 6;
 const TARGET_SPM_MAX = 120;
+const PACKML_STATE_ADDRESS = 7;
+const PACKML_COMMAND_ADDRESS = 8;
+const PEAK_PRESSURE_ADDRESS = 9;
+/** What the press accepts as peak pressure; a write outside is clamped, not refused. */
+const PEAK_PRESSURE_RANGE = { min: 50, max: 250 } as const;
 const SCRATCH = { from: 40, to: 49 } as const;
 
 type Table = 'coil' | 'discrete' | 'holding' | 'input';
@@ -62,6 +75,8 @@ export interface ModbusDeviceOptions {
   readonly strokesPerMinute?: number;
   /** Physics step, ms. Default 50. */
   readonly tickMs?: number;
+  /** How long each PackML acting state (Starting, Stopping, …) lasts, ms. Default 200. */
+  readonly packmlActingMs?: number;
 }
 
 /** Faults a test switches on and off while the device runs. */
@@ -78,6 +93,8 @@ export interface ModbusDeviceFaults {
 export interface SimulatedModbusDevice {
   readonly port: number;
   readonly press: Press;
+  /** The press's PackML state (holding 7), driven by commands written to holding 8. */
+  readonly packml: PackmlStateMachine;
   readonly faults: ModbusDeviceFaults;
   /** Connections open right now (a leak check for clients). */
   readonly connections: number;
@@ -135,6 +152,8 @@ export async function startModbusDevice(opts: ModbusDeviceOptions = {}): Promise
     words.forEach((w, i) => holding.writeUInt16BE(w, (Number(address) + i) * 2));
   }
   holding.writeUInt16BE(press.read('TargetStrokesPerMinute') as number, TARGET_SPM_ADDRESS * 2);
+  holding.writeUInt16BE(press.read('Recipe/PeakPressure') as number, PEAK_PRESSURE_ADDRESS * 2);
+  const packml = new PackmlStateMachine({ initial: 'Execute', actingMs: opts.packmlActingMs ?? 200 });
 
   const exceptions = new Map<string, number>();
   let stalled = false;
@@ -148,6 +167,7 @@ export async function startModbusDevice(opts: ModbusDeviceOptions = {}): Promise
     holding.writeFloatBE(press.read('CycleTime') as number, 4);
     holding.writeInt16BE(Math.round((press.read('Pressure') as number) * 10), 8);
     holding.writeUInt16BE(PRESS_STATE_CODE[press.state], 10);
+    holding.writeUInt16BE(packml.stateNumber, PACKML_STATE_ADDRESS * 2);
     f.writeUInt32BE((press.read('Strokes') as number) >>> 0);
     holding.writeUInt16BE(f.readUInt16BE(2), 20);
     holding.writeUInt16BE(f.readUInt16BE(0), 22);
@@ -159,7 +179,10 @@ export async function startModbusDevice(opts: ModbusDeviceOptions = {}): Promise
     discrete.writeUInt8((discrete.readUInt8(0) & ~1) | (running ? 1 : 0), 0);
   };
 
-  /** Checks a write: only the target speed (0–120) and the scratch registers and coil accept one. */
+  /**
+   * Checks a write: only the target speed (0–120), the PackML command (1–9), the peak pressure and
+   * the scratch registers and coil accept one.
+   */
   const refuseWrite = (d: {
     table: Table;
     start: number;
@@ -172,11 +195,17 @@ export async function startModbusDevice(opts: ModbusDeviceOptions = {}): Promise
     if (d.start === TARGET_SPM_ADDRESS && d.count === 1) {
       return (d.words?.[0] ?? 0) <= TARGET_SPM_MAX ? null : 3;
     }
+    if (d.start === PACKML_COMMAND_ADDRESS && d.count === 1) {
+      const c = d.words?.[0] ?? 0;
+      return c >= 1 && c <= 9 ? null : 3;
+    }
+    if (d.start === PEAK_PRESSURE_ADDRESS && d.count === 1) return null;
     return 2;
   };
 
   const onRequest = (socket: Socket, shim: EventEmitter, adu: Buffer): void => {
     if (stalled) return;
+    let forwarded = adu;
     const pdu = adu.subarray(7);
     const d = describe(pdu);
     if (d !== null) {
@@ -194,9 +223,23 @@ export async function startModbusDevice(opts: ModbusDeviceOptions = {}): Promise
           socket.write(reply(exceptionAdu(adu, refused)));
           return;
         }
+        if (d.table === 'holding' && d.start === PEAK_PRESSURE_ADDRESS && d.words?.[0] !== undefined) {
+          // The press takes any peak pressure but runs within its range: the register holds the clamped value.
+          const clamped = Math.min(PEAK_PRESSURE_RANGE.max, Math.max(PEAK_PRESSURE_RANGE.min, d.words[0]));
+          forwarded = Buffer.from(adu);
+          forwarded.writeUInt16BE(clamped, 7 + (fc === 6 ? 3 : 6));
+        }
+        if (d.table === 'holding' && d.start === PACKML_COMMAND_ADDRESS && d.words?.[0] !== undefined) {
+          const command = d.words[0];
+          setImmediate(() => {
+            packml.commandNumber(command);
+            press.setEnabled(packml.state === 'Execute');
+            publish();
+          });
+        }
       }
     }
-    shim.emit('data', adu);
+    shim.emit('data', forwarded);
   };
 
   const reply = (adu: Buffer): Buffer => {
@@ -235,10 +278,15 @@ export async function startModbusDevice(opts: ModbusDeviceOptions = {}): Promise
   publish();
   const tick = setInterval(() => {
     const now = performance.now();
-    press.advance(now - last);
+    const dt = now - last;
+    press.advance(dt);
+    packml.advance(dt);
     last = now;
     const target = holding.readUInt16BE(TARGET_SPM_ADDRESS * 2);
     if (target !== press.read('TargetStrokesPerMinute')) press.write('TargetStrokesPerMinute', target);
+    const peak = holding.readUInt16BE(PEAK_PRESSURE_ADDRESS * 2);
+    if (peak !== press.read('Recipe/PeakPressure')) press.write('Recipe/PeakPressure', peak);
+    press.setEnabled(packml.state === 'Execute');
     publish();
   }, opts.tickMs ?? 50);
 
@@ -252,6 +300,7 @@ export async function startModbusDevice(opts: ModbusDeviceOptions = {}): Promise
   return {
     port,
     press,
+    packml,
     get connections() {
       return sockets.size;
     },

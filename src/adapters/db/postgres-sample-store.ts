@@ -49,8 +49,11 @@ export function postgresSampleStore(db: Database): SampleStore {
         deadband: number;
         source_tag: string;
         source: MappedSignal['source'];
+        writable: boolean;
+        packml: NonNullable<MappedSignal['packml']> | null;
       }>(
-        `SELECT signal_no, id, equipment_id, data_type, coalesce(deadband, 0) AS deadband, source_tag, source
+        `SELECT signal_no, id, equipment_id, data_type, coalesce(deadband, 0) AS deadband, source_tag, source,
+                writable, packml
            FROM signals ORDER BY signal_no`,
       );
       return r.rows.map((row) => ({
@@ -61,6 +64,8 @@ export function postgresSampleStore(db: Database): SampleStore {
         deadband: row.deadband,
         tag: row.source_tag,
         source: row.source,
+        writable: row.writable,
+        ...(row.packml !== null ? { packml: row.packml } : {}),
       }));
     },
 

@@ -60,6 +60,17 @@ export type ModbusWriteResult =
       readonly exceptionCode?: number;
     };
 
+/** A read's outcome: the value the device holds now, or why it could not be read. */
+export type ModbusReadResult =
+  | {
+      readonly ok: true;
+      /** Null with quality `bad`: the registers hold no valid number (a float32 NaN or infinity). */
+      readonly value: number | boolean | null;
+      readonly quality: SampleQuality;
+      readonly sourceTs: number;
+    }
+  | Extract<ModbusWriteResult, { ok: false }>;
+
 const KIND = 'modbus-device' as const;
 
 /** Modbus Application Protocol v1.1b3 §7: exception codes. */
@@ -541,6 +552,70 @@ class ModbusDevice {
     this.#wake?.();
   }
 
+  #failure(
+    r: Exclude<Reply, { kind: 'ok' }>,
+    what: string,
+    counter: 'writeFailures' | 'readFailures',
+  ): Extract<ModbusWriteResult, { ok: false }> {
+    const { connectivity, timeoutMs } = this.#o;
+    connectivity.count(KIND, this.id, counter);
+    switch (r.kind) {
+      case 'exception':
+        return {
+          ok: false,
+          code: 'LOOM_MODBUS_EXCEPTION',
+          message: `${this.id} answered the ${what} with exception ${r.code} (${exceptionName(r.code)})`,
+          exceptionCode: r.code,
+        };
+      case 'timeout':
+        return {
+          ok: false,
+          code: 'LOOM_MODBUS_TIMEOUT',
+          message: `${this.id} did not answer the ${what} within ${timeoutMs} ms`,
+        };
+      case 'closed':
+        return {
+          ok: false,
+          code: 'LOOM_MODBUS_DISCONNECTED',
+          message: `${this.id} disconnected during the ${what}: ${r.reason}`,
+        };
+      case 'malformed':
+        return {
+          ok: false,
+          code: 'LOOM_MODBUS_BAD_RESPONSE',
+          message: `${this.id} answered the ${what} wrongly: ${r.reason}`,
+        };
+    }
+  }
+
+  /** Reads one register (or coil) from the device now, outside the poll schedule (interlocks). */
+  async read(source: ModbusRegisterSource): Promise<ModbusReadResult> {
+    const conn = this.#conn;
+    if (conn === null || conn.closed) {
+      return {
+        ok: false,
+        code: 'LOOM_MODBUS_DISCONNECTED',
+        message: `${this.id} is not connected; nothing was read`,
+      };
+    }
+    const width = widthOf(source.type);
+    const reply = await conn.request(
+      this.#unitId,
+      readPdu(source.table, source.address, width),
+      this.#o.timeoutMs,
+    );
+    if (reply.kind !== 'ok') return this.#failure(reply, 'read', 'readFailures');
+    const data = readData(reply.pdu, source.table, width);
+    if (typeof data === 'string')
+      return this.#failure({ kind: 'malformed', reason: data }, 'read', 'readFailures');
+    const got = valueAt(data, source, 0);
+    const at = this.#o.clock.now().getTime();
+    this.#o.sink.accept([
+      { tag: sourceTagOf({ modbus: source }), ...got, sourceTs: at, serverTs: at, historical: false },
+    ]);
+    return { ok: true, value: got.value as number | boolean | null, quality: got.quality, sourceTs: at };
+  }
+
   async write(source: ModbusRegisterSource, value: number | boolean): Promise<ModbusWriteResult> {
     if (source.table === 'input' || source.table === 'discrete') {
       return {
@@ -584,36 +659,8 @@ class ModbusDevice {
       pdu.writeUInt8(enc.words.length * 2, 5);
       enc.words.forEach((w, i) => pdu.writeUInt16BE(w, 6 + i * 2));
     }
-    const failed = (r: Exclude<Reply, { kind: 'ok' }>, what: string): ModbusWriteResult => {
-      connectivity.count(KIND, this.id, 'writeFailures');
-      switch (r.kind) {
-        case 'exception':
-          return {
-            ok: false,
-            code: 'LOOM_MODBUS_EXCEPTION',
-            message: `${this.id} answered the ${what} with exception ${r.code} (${exceptionName(r.code)})`,
-            exceptionCode: r.code,
-          };
-        case 'timeout':
-          return {
-            ok: false,
-            code: 'LOOM_MODBUS_TIMEOUT',
-            message: `${this.id} did not answer the ${what} within ${timeoutMs} ms`,
-          };
-        case 'closed':
-          return {
-            ok: false,
-            code: 'LOOM_MODBUS_DISCONNECTED',
-            message: `${this.id} disconnected during the ${what}: ${r.reason}`,
-          };
-        case 'malformed':
-          return {
-            ok: false,
-            code: 'LOOM_MODBUS_BAD_RESPONSE',
-            message: `${this.id} answered the ${what} wrongly: ${r.reason}`,
-          };
-      }
-    };
+    const failed = (r: Exclude<Reply, { kind: 'ok' }>, what: string) =>
+      this.#failure(r, what, 'writeFailures');
     const written = await conn.request(this.#unitId, pdu, timeoutMs);
     if (written.kind !== 'ok') return failed(written, 'write');
     const width = widthOf(source.type);
@@ -708,6 +755,24 @@ export class ModbusTcpPoller {
       };
     }
     return found.device.write(found.source, value);
+  }
+
+  /**
+   * Reads a polled register or coil from the device now (an interlock needs the state as it is,
+   * not as last polled). Like `write`, only while the device is connected; never queued.
+   * `target` is a signal, or its source tag key (`MappedSignal.tag`).
+   */
+  async read(target: string | MappedSignal): Promise<ModbusReadResult> {
+    const tag = typeof target === 'string' ? target : target.tag;
+    const found = this.#byTag.get(tag);
+    if (found === undefined || this.#stopped) {
+      return {
+        ok: false,
+        code: 'LOOM_MODBUS_UNKNOWN_TAG',
+        message: `no polled Modbus register has tag '${tag}'`,
+      };
+    }
+    return found.device.read(found.source);
   }
 
   /** Stops every device loop and closes every connection; resolves when all are gone. */

@@ -1,5 +1,5 @@
 import type { SampleQuality } from '../../domain/signal/sample.ts';
-import type { SignalDataType, SignalSource } from '../../domain/signal/signal.ts';
+import type { PackmlRole, SignalDataType, SignalSource } from '../../domain/signal/signal.ts';
 
 /** A signal as the ingest pipeline needs it: resolved from its tag, numbered for storage. */
 export interface MappedSignal {
@@ -12,6 +12,10 @@ export interface MappedSignal {
   readonly tag: string;
   /** Where its values come from (connectors that poll, such as Modbus, read their work from it). */
   readonly source: SignalSource;
+  /** Commands may write it (the plant model's `writable`); absent: false. */
+  readonly writable?: boolean;
+  /** Its PackML role for the command gateway (`state` or `command`), if any. */
+  readonly packml?: PackmlRole;
 }
 
 export const QUALITY_CODE: Readonly<Record<SampleQuality, number>> = { good: 0, uncertain: 1, bad: 2 };
