@@ -50,6 +50,8 @@ export async function startShopFloor(deps: {
   logger: Logger;
   /** Where the endpoints file's `passwordEnv` variables are read; default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
+  /** OPC UA server certificates (PEM or DER files) to put on the trust list before connecting. */
+  trustedOpcUaCertificates?: readonly string[];
 }): Promise<ShopFloor> {
   const { config, telemetry, logger } = deps;
   const opcuaDefaults = defaultSecurity(config);
@@ -83,6 +85,14 @@ export async function startShopFloor(deps: {
     ...(config.opcuaMaxChunkCount !== undefined ? { maxChunkCount: config.opcuaMaxChunkCount } : {}),
     sessionTimeoutMs: config.opcuaSessionTimeoutMs,
   });
+  // Certificates the composition vouches for (the simulated plant's own servers) go on the trust
+  // list before the first connection, so they are never refused.
+  for (const certificate of deps.trustedOpcUaCertificates ?? []) {
+    await opcua.trustCertificate(certificate).then(
+      (thumbprint) => logger.info({ certificate, thumbprint }, 'OPC UA server certificate trusted'),
+      (e: unknown) => logger.warn({ err: e, certificate }, 'OPC UA server certificate could not be trusted'),
+    );
+  }
   opcua.setSignals(telemetry.pipeline.signals());
   telemetry.onTagMapReloaded((signals) => opcua.setSignals(signals));
   telemetry.setOpcUaBrowser(opcua);

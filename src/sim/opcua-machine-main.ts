@@ -5,7 +5,7 @@
  *     [--host 127.0.0.1] [--seed 1] [--pki-dir loom-data/sim-opcua/oven-1] [--initial-state Execute]
  *     [--username u --password-stdin] [--no-anonymous] [--require-trusted-clients]
  *     [--security-modes None,Sign,SignAndEncrypt] [--security-policies Basic256Sha256,…]
- *     [--items 5000 --item-interval-ms 100] [--log-level warn]
+ *     [--items 5000 --item-interval-ms 100] [--log-level warn] [--exit-with-stdin]
  *
  * The address space is described in opcua-machine.ts. When listening it prints one JSON line to
  * stdout, `{"endpointUrl":…,"port":…,"certificateFile":…,"namespaceUri":…}`; logs go to stderr as
@@ -34,6 +34,8 @@ const { values } = parseArgs({
     username: { type: 'string' },
     'password-stdin': { type: 'boolean', default: false },
     'log-level': { type: 'string', default: 'warn' },
+    // Exit when standard input closes: the parent that started this process is gone (even by kill -9).
+    'exit-with-stdin': { type: 'boolean', default: false },
   },
 });
 
@@ -61,6 +63,9 @@ if (!parsed.ok) usage(parsed.message);
 if ((values.username === undefined) !== !values['password-stdin']) {
   usage('--username and --password-stdin go together');
 }
+if (values['password-stdin'] && values['exit-with-stdin']) {
+  usage('--exit-with-stdin needs standard input to itself; it cannot go with --password-stdin');
+}
 const password = values['password-stdin'] ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : undefined;
 const logger = pino({ level: values['log-level'] }, pino.destination(2));
 const machine = await startOpcUaMachine({
@@ -86,3 +91,7 @@ const stop = (): void => {
 };
 process.once('SIGINT', stop);
 process.once('SIGTERM', stop);
+if (values['exit-with-stdin']) {
+  process.stdin.once('close', stop);
+  process.stdin.resume();
+}

@@ -39,7 +39,7 @@ async function newDataDir(): Promise<string> {
 }
 
 function spawnLoom(dataDir: string, port: number): LoomProcess {
-  const child = spawn(process.execPath, ['bin/loom.js', 'start'], {
+  const child = spawn(process.execPath, ['bin/loom.js', 'start', '--no-sim'], {
     cwd: ROOT,
     env: loomEnv({
       LOOM_DATA_DIR: dataDir,

@@ -61,7 +61,7 @@ async function startLoom(database: TestDatabase, env: Record<string, string>): P
   const port = await freePort();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'loom-erp-'));
   cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-  const child = spawn(process.execPath, ['bin/loom.js', 'start'], {
+  const child = spawn(process.execPath, ['bin/loom.js', 'start', '--no-sim'], {
     cwd: ROOT,
     env: loomEnv({
       LOOM_DATABASE_URL: database.url,

@@ -29,7 +29,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function startInstance(name: string, env: Record<string, string>): Promise<Instance> {
   const port = await freePort();
   let output = '';
-  const child = spawn(process.execPath, ['bin/loom.js', 'start'], {
+  const child = spawn(process.execPath, ['bin/loom.js', 'start', '--no-sim'], {
     cwd: ROOT,
     env: loomEnv({ ...env, LOOM_PORT: String(port) }),
     stdio: ['ignore', 'pipe', 'pipe'],
