@@ -93,6 +93,12 @@ describe('loadConfig', () => {
     assert.equal(c.opcuaSessionTimeoutMs, 60_000);
   });
 
+  it('runs the device connectors unless LOOM_DEVICE_CONNECTORS says no, and refuses a non-boolean', () => {
+    assert.equal(loadConfig({ env: {} }).deviceConnectors, true);
+    assert.equal(loadConfig({ env: { LOOM_DEVICE_CONNECTORS: 'false' } }).deviceConnectors, false);
+    assert.match(problems({ LOOM_DEVICE_CONNECTORS: 'off' }).message, /LOOM_DEVICE_CONNECTORS/);
+  });
+
   it('refuses Sign without a security policy, a policy with mode None, and half a login', () => {
     const e = problems({
       LOOM_OPCUA_SECURITY_MODE: 'Sign',

@@ -82,6 +82,12 @@ export const configSchema = z
       .default(1024 * 1024),
     /** Run the Sparkplug B host application (`loom start`). */
     sparkplugEnabled: flag.default(true),
+    /**
+     * Run the connectors that talk to devices directly — the OPC UA client and the Modbus TCP
+     * poller. With several Loom instances on one database, run them on one instance only: each
+     * instance that runs them subscribes and polls every mapped device (ADR 0010).
+     */
+    deviceConnectors: flag.default(true),
     /** Sparkplug Primary Host id: the STATE topic `spBv1.0/STATE/<id>`. Unique in the plant (H7, H20). */
     sparkplugHostId: z
       .string()
@@ -234,6 +240,7 @@ export const ENV_KEYS: Record<keyof z.infer<typeof configSchema>, string> = {
   mqttKeepaliveSeconds: 'LOOM_MQTT_KEEPALIVE_SECONDS',
   mqttMaxMessageBytes: 'LOOM_MQTT_MAX_MESSAGE_BYTES',
   sparkplugEnabled: 'LOOM_SPARKPLUG_ENABLED',
+  deviceConnectors: 'LOOM_DEVICE_CONNECTORS',
   sparkplugHostId: 'LOOM_SPARKPLUG_HOST_ID',
   sparkplugSharedGroup: 'LOOM_SPARKPLUG_SHARED_GROUP',
   sparkplugGroups: 'LOOM_SPARKPLUG_GROUPS',

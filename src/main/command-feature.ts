@@ -80,7 +80,10 @@ export function commandFeature(deps: {
     for(signal) {
       if ('modbus' in signal.source) {
         return (
-          modbus ?? { unavailable: 'no Modbus connector runs in this Loom (the shop floor is not started)' }
+          modbus ?? {
+            unavailable:
+              'no Modbus connector runs in this Loom instance (the shop floor is not started, or LOOM_DEVICE_CONNECTORS=false: send the command to the instance that runs the device connectors)',
+          }
         );
       }
       if ('sparkplug' in signal.source) {
@@ -91,7 +94,12 @@ export function commandFeature(deps: {
           }
         );
       }
-      return opcua ?? { unavailable: 'no OPC UA client runs in this Loom (the shop floor is not started)' };
+      return (
+        opcua ?? {
+          unavailable:
+            'no OPC UA client runs in this Loom instance (the shop floor is not started, or LOOM_DEVICE_CONNECTORS=false: send the command to the instance that runs the device connectors)',
+        }
+      );
     },
   };
   const gateway = new CommandGateway({

@@ -26,13 +26,14 @@ export interface ShopFloor {
    */
   readonly embeddedBrokerLogin: { readonly username: string; readonly password: string } | null;
   readonly sparkplug: MqttSparkplugHost | null;
-  /** Polls the Modbus TCP registers that signals name; writes with read-back. */
-  readonly modbus: ModbusTcpPoller;
+  /** Polls the Modbus TCP registers that signals name; writes with read-back. Null with `LOOM_DEVICE_CONNECTORS=false`. */
+  readonly modbus: ModbusTcpPoller | null;
   /**
    * Subscribes to the OPC UA variables that signals name; writes with read-back, reads, method
-   * calls, browsing; `trustCertificate` adds a server certificate to Loom's trust list.
+   * calls, browsing; `trustCertificate` adds a server certificate to Loom's trust list. Null with
+   * `LOOM_DEVICE_CONNECTORS=false`.
    */
-  readonly opcua: OpcUaConnector;
+  readonly opcua: OpcUaConnector | null;
   readiness(): Record<string, { ok: boolean; detail?: string }>;
   stop(): Promise<void>;
 }
@@ -63,42 +64,56 @@ export async function startShopFloor(deps: {
   await telemetry.start();
   let broker: EmbeddedMqttBroker | null = null;
   let host: MqttSparkplugHost | null = null;
+  const direct = config.deviceConnectors;
   // Modbus TCP devices are polled directly: the register map is in the signals' sources.
-  const modbus = new ModbusTcpPoller({
-    sink: telemetry.pipeline,
-    connectivity: telemetry.connectivity,
-    clock: deps.clock,
-    logger,
-  });
-  modbus.setSignals(telemetry.pipeline.signals());
-  telemetry.onTagMapReloaded((signals) => modbus.setSignals(signals));
+  const modbus = direct
+    ? new ModbusTcpPoller({
+        sink: telemetry.pipeline,
+        connectivity: telemetry.connectivity,
+        clock: deps.clock,
+        logger,
+      })
+    : null;
+  if (modbus) {
+    modbus.setSignals(telemetry.pipeline.signals());
+    telemetry.onTagMapReloaded((signals) => modbus.setSignals(signals));
+  }
   // OPC UA servers are subscribed to directly: endpoint and NodeId are in the signals' sources.
-  const opcua = new OpcUaConnector({
-    sink: telemetry.pipeline,
-    connectivity: telemetry.connectivity,
-    clock: deps.clock,
-    logger,
-    defaults: opcuaDefaults,
-    endpoints: opcuaEndpoints,
-    pkiDir: config.opcuaPkiDir ?? path.join(config.dataDir, 'pki', 'opcua'),
-    maxMessageBytes: config.opcuaMaxMessageBytes,
-    ...(config.opcuaMaxChunkCount !== undefined ? { maxChunkCount: config.opcuaMaxChunkCount } : {}),
-    sessionTimeoutMs: config.opcuaSessionTimeoutMs,
-  });
-  // Certificates the composition vouches for (the simulated plant's own servers) go on the trust
-  // list before the first connection, so they are never refused.
-  for (const certificate of deps.trustedOpcUaCertificates ?? []) {
-    await opcua.trustCertificate(certificate).then(
-      (thumbprint) => logger.info({ certificate, thumbprint }, 'OPC UA server certificate trusted'),
-      (e: unknown) => logger.warn({ err: e, certificate }, 'OPC UA server certificate could not be trusted'),
+  const opcua = direct
+    ? new OpcUaConnector({
+        sink: telemetry.pipeline,
+        connectivity: telemetry.connectivity,
+        clock: deps.clock,
+        logger,
+        defaults: opcuaDefaults,
+        endpoints: opcuaEndpoints,
+        pkiDir: config.opcuaPkiDir ?? path.join(config.dataDir, 'pki', 'opcua'),
+        maxMessageBytes: config.opcuaMaxMessageBytes,
+        ...(config.opcuaMaxChunkCount !== undefined ? { maxChunkCount: config.opcuaMaxChunkCount } : {}),
+        sessionTimeoutMs: config.opcuaSessionTimeoutMs,
+      })
+    : null;
+  if (opcua) {
+    // Certificates the composition vouches for (the simulated plant's own servers) go on the trust
+    // list before the first connection, so they are never refused.
+    for (const certificate of deps.trustedOpcUaCertificates ?? []) {
+      await opcua.trustCertificate(certificate).then(
+        (thumbprint) => logger.info({ certificate, thumbprint }, 'OPC UA server certificate trusted'),
+        (e: unknown) =>
+          logger.warn({ err: e, certificate }, 'OPC UA server certificate could not be trusted'),
+      );
+    }
+    opcua.setSignals(telemetry.pipeline.signals());
+    telemetry.onTagMapReloaded((signals) => opcua.setSignals(signals));
+    telemetry.setOpcUaBrowser(opcua);
+  } else {
+    logger.info(
+      'device connectors (OPC UA, Modbus TCP) are off on this instance (LOOM_DEVICE_CONNECTORS=false)',
     );
   }
-  opcua.setSignals(telemetry.pipeline.signals());
-  telemetry.onTagMapReloaded((signals) => opcua.setSignals(signals));
-  telemetry.setOpcUaBrowser(opcua);
   const stop = async () => {
     telemetry.setOpcUaBrowser(null);
-    await Promise.all([modbus.stop(), opcua.stop()]);
+    await Promise.all([modbus?.stop(), opcua?.stop()]);
     await host?.stop();
     await broker?.stop();
     await telemetry.stop();

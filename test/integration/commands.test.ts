@@ -329,7 +329,7 @@ before(async () => {
     intervalMs: 200,
   });
   await edge.start();
-  await waitFor('the press polled', async () => (await floor.modbus.read(PRESS_TAG(7))).ok);
+  await waitFor('the press polled', async () => (await floor.modbus!.read(PRESS_TAG(7))).ok);
   await waitFor('the oven setpoint live', () => typeof live('paint-oven-1.setpoint') === 'number');
   await waitFor('the Sparkplug press state live', () => live('press-2.state') === 'Execute');
 });
@@ -491,7 +491,7 @@ describe('command gateway on Modbus', () => {
       via: 'device',
     });
     assert.equal(p.command.results[0].status, 'not-sent');
-    const read = await floor.modbus.read(PRESS_TAG(9));
+    const read = await floor.modbus!.read(PRESS_TAG(9));
     assert.ok(read.ok && read.value === 180, 'the peak pressure was not written');
     const entries = await audit('equipment-command', p.commandId);
     assert.deepEqual(
@@ -515,7 +515,7 @@ describe('command gateway on Modbus', () => {
     assert.equal(stop.json<Command>().results[0]!.readBack, 3, 'CntrlCmd 3 (Stop) read back');
     assert.equal(stop.json<Command>().state?.state, 'Execute');
     await waitFor('the press Stopped', async () => {
-      const r = await floor.modbus.read(PRESS_TAG(7));
+      const r = await floor.modbus!.read(PRESS_TAG(7));
       return r.ok && r.value === 2;
     });
 
@@ -668,7 +668,7 @@ describe('a disconnected machine', () => {
     const exited = new Promise((r) => press.once('exit', r));
     press.kill('SIGKILL');
     await exited;
-    await waitFor('the poller to notice', async () => !(await floor.modbus.read(PRESS_TAG(6))).ok);
+    await waitFor('the poller to notice', async () => !(await floor.modbus!.read(PRESS_TAG(6))).ok);
     const t0 = performance.now();
     const res = await send('press-1', 'eng', {
       kind: 'setpoint',

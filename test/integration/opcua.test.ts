@@ -220,7 +220,7 @@ describe('OPC UA connector against the simulated oven process', () => {
       logger,
     });
     // The demo's way: Loom trusts its own simulated servers.
-    await shopFloor.opcua.trustCertificate(sim.certificateFile);
+    await shopFloor.opcua!.trustCertificate(sim.certificateFile);
     const src = (nodeId: string, samplingMs = 100, queueSize = 10) => ({
       opcua: { endpoint: sim.endpointUrl, nodeId, samplingMs, queueSize },
     });
@@ -289,7 +289,7 @@ describe('OPC UA connector against the simulated oven process', () => {
   });
 
   it('writes with read-back, refuses wrong types and out-of-range values clearly, reads and calls methods', async () => {
-    const opcua = shopFloor.opcua;
+    const opcua = shopFloor.opcua!;
     assert.deepEqual(await opcua.write('paint-oven-1.ua-setpoint', 180), { ok: true, readBack: 180 });
     const tag = tagKey.opcua(sim.endpointUrl, 'ns=1;s=Setpoint');
     assert.deepEqual(await opcua.write(tag, 175.5), { ok: true, readBack: 175.5 });
