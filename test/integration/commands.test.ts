@@ -217,13 +217,13 @@ before(async () => {
     payload: PLANT_YAML,
   });
   assert.equal(plant.statusCode, 200, plant.body);
-  // press-1 moves to this test's press; press-2 is a Sparkplug press on the paint edge node.
+  // press-1 moves to this test's press; press-3 is a Sparkplug press on the paint edge node.
   const signals = await loom.app.inject({
     method: 'POST',
     url: '/api/plant/import',
     headers: { cookie: cookies.admin },
     payload: {
-      equipment: [{ id: 'press-2', name: 'Press 2', level: 'WorkUnit', parent: 'press-line-1' }],
+      equipment: [{ id: 'press-3', name: 'Press 3', level: 'WorkUnit', parent: 'press-line-1' }],
       signals: [
         {
           id: 'press-1.strokes',
@@ -291,25 +291,25 @@ before(async () => {
           source: sparkplug('oven-1', 'Setpoint'),
         },
         {
-          id: 'press-2.state',
-          equipment: 'press-2',
+          id: 'press-3.state',
+          equipment: 'press-3',
           dataType: 'string',
           packml: 'state',
-          source: sparkplug('press-2', 'State'),
+          source: sparkplug('press-3', 'State'),
         },
         {
-          id: 'press-2.target-spm',
-          equipment: 'press-2',
+          id: 'press-3.target-spm',
+          equipment: 'press-3',
           dataType: 'number',
           writable: true,
-          source: sparkplug('press-2', 'TargetStrokesPerMinute'),
+          source: sparkplug('press-3', 'TargetStrokesPerMinute'),
         },
         {
-          id: 'press-2.peak-pressure',
-          equipment: 'press-2',
+          id: 'press-3.peak-pressure',
+          equipment: 'press-3',
           dataType: 'number',
           writable: true,
-          source: sparkplug('press-2', 'Recipe/PeakPressure'),
+          source: sparkplug('press-3', 'Recipe/PeakPressure'),
         },
       ],
     },
@@ -324,14 +324,14 @@ before(async () => {
     primaryHostId: config.sparkplugHostId,
     devices: [
       { id: 'oven-1', kind: 'oven' },
-      { id: 'press-2', kind: 'press' },
+      { id: 'press-3', kind: 'press' },
     ],
     intervalMs: 200,
   });
   await edge.start();
   await waitFor('the press polled', async () => (await floor.modbus!.read(PRESS_TAG(7))).ok);
   await waitFor('the oven setpoint live', () => typeof live('paint-oven-1.setpoint') === 'number');
-  await waitFor('the Sparkplug press state live', () => live('press-2.state') === 'Execute');
+  await waitFor('the Sparkplug press state live', () => live('press-3.state') === 'Execute');
 });
 
 after(async () => {
@@ -638,25 +638,25 @@ describe('command gateway on Sparkplug', () => {
       recipe: 'P2-HEAVY',
       reason: 'heavier gauge',
       signature: { password: passwords.eng, meaning: 'Recipe approved for download' },
-      parameters: [{ signal: 'press-2.peak-pressure', value: 220 }],
+      parameters: [{ signal: 'press-3.peak-pressure', value: 220 }],
     };
-    const refused = await send('press-2', 'eng', recipe);
+    const refused = await send('press-3', 'eng', recipe);
     assert.equal(refused.statusCode, 409, refused.body);
     assert.match(
       refused.json().detail,
-      /^press-2 is in PackML state Execute \(the latest value Loom received from 'press-2\.state' at .*: its source offers no read\); a recipe download needs it Idle or Stopped/,
+      /^press-3 is in PackML state Execute \(the latest value Loom received from 'press-3\.state' at .*: its source offers no read\); a recipe download needs it Idle or Stopped/,
     );
     assert.equal(refused.json().command.state.via, 'live');
 
-    const idle = await send('press-2', 'eng', {
+    const idle = await send('press-3', 'eng', {
       kind: 'setpoint',
-      signal: 'press-2.target-spm',
+      signal: 'press-3.target-spm',
       value: 0,
       reason: 'stop stroking',
     });
     assert.equal(idle.statusCode, 201, idle.body);
-    await waitFor('press-2 Idle', () => live('press-2.state') === 'Idle');
-    const done = await send('press-2', 'eng', recipe);
+    await waitFor('press-3 Idle', () => live('press-3.state') === 'Idle');
+    const done = await send('press-3', 'eng', recipe);
     assert.equal(done.statusCode, 201, done.body);
     assert.equal(done.json<Command>().outcome, 'confirmed');
     assert.equal(done.json<Command>().results[0]!.readBack, 220);
