@@ -94,9 +94,9 @@ describe('plant model import', () => {
         section,
       );
     }
-    assert.equal(summary.equipment.created, 22);
+    assert.equal(summary.equipment.created, 24);
     const now = await counts();
-    assert.equal(now.equipment, 22);
+    assert.equal(now.equipment, 24);
     assert.equal(now.products, 2);
     assert.equal(now.routing_operations, 7);
     assert.equal(now.persons, 5);
@@ -119,7 +119,7 @@ describe('plant model import', () => {
       assert.equal((c as { created: number }).created, 0);
       assert.equal((c as { updated: number }).updated, 0);
     }
-    assert.equal(res.json().equipment.unchanged, 22);
+    assert.equal(res.json().equipment.unchanged, 24);
     assert.deepEqual(await counts(), before);
   });
 
@@ -413,10 +413,10 @@ describe('loom import', () => {
       const r = await loom(['import', 'examples/plant.yaml'], env);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /imported: examples\/plant\.yaml/);
-      assert.match(r.stdout, /equipment\s+22 created, 0 updated, 0 unchanged/);
+      assert.match(r.stdout, /equipment\s+24 created, 0 updated, 0 unchanged/);
       assert.match(r.stdout, /products\s+2 created/);
       const rows = await database.db.query<{ n: number }>('SELECT count(*)::int AS n FROM equipment');
-      assert.equal(rows.rows[0]!.n, 22);
+      assert.equal(rows.rows[0]!.n, 24);
       const audit = await database.db.query<{ actor_name: string }>(
         `SELECT DISTINCT actor_name FROM audit_log WHERE entity_type = 'equipment'`,
       );
@@ -428,7 +428,7 @@ describe('loom import', () => {
       const again = await loom(['import', '--dry-run', 'examples/plant.yaml'], env);
       assert.equal(again.code, 0, again.stderr);
       assert.match(again.stdout, /dry run/);
-      assert.match(again.stdout, /equipment\s+0 created, 0 updated, 22 unchanged/);
+      assert.match(again.stdout, /equipment\s+0 created, 0 updated, 24 unchanged/);
     } finally {
       await database.drop();
     }
