@@ -39,14 +39,31 @@ function issuesOf(err: FastifyError): FieldIssue[] {
   if (!hasZodFastifySchemaValidationErrors(err)) return [];
   const where = (err as FastifyError & { validationContext?: string }).validationContext ?? 'body';
   return err.validation.map((v) => {
-    const params = v.params as { issue?: { path?: PropertyKey[]; code?: string; keys?: string[] } };
-    const pathParts = params.issue?.path ?? [];
+    // fastify-type-provider-zod reports the zod issue's path as a JSON pointer (`/routing/operations/2`);
+    // older versions passed the zod issue itself in `params.issue`.
+    const params = v.params as {
+      issue?: { path?: PropertyKey[]; code?: string; keys?: string[] };
+      keys?: string[];
+    };
+    const pathParts: PropertyKey[] =
+      params.issue?.path ??
+      (v.instancePath ?? '')
+        .split('/')
+        .filter((x) => x !== '')
+        .map((x) => x.replace(/~1/g, '/').replace(/~0/g, '~'))
+        .map((x) => (/^\d+$/.test(x) ? Number(x) : x));
     let p = where;
     for (const part of pathParts) p += typeof part === 'number' ? `[${part}]` : `.${String(part)}`;
-    if (params.issue?.code === 'unrecognized_keys' && params.issue.keys) {
+    const unknownKeys =
+      params.issue?.code === 'unrecognized_keys'
+        ? params.issue.keys
+        : v.keyword === 'unrecognized_keys'
+          ? params.keys
+          : undefined;
+    if (unknownKeys) {
       return {
         path: p,
-        message: `unknown field(s) ${params.issue.keys.map((k) => `'${k}'`).join(', ')}; remove them`,
+        message: `unknown field(s) ${unknownKeys.map((k) => `'${k}'`).join(', ')}; remove them`,
       };
     }
     return { path: p, message: v.message ?? 'is invalid' };

@@ -186,6 +186,10 @@ type Phase = 'connecting' | 'online' | 'reconnecting' | 'stopped';
 
 /** OPC UA Part 4 §7.39 masks the sequence number at 2³² − 1, then starts again at 1. */
 const nextSeq = (seq: number): number => (seq >= 0xffffffff ? 1 : seq + 1);
+/** How long a skipped notification message may take to arrive by Republish before it counts as lost. */
+const MISSING_GRACE_MS = 30_000;
+/** More skipped messages than this are not tracked one by one: the rest is a gap at once. */
+const MAX_TRACKED_MISSING = 10_000;
 
 const ISO = (ms: number): string => new Date(ms).toISOString();
 
@@ -270,6 +274,12 @@ export class OpcUaEndpoint {
   /** The last time the server said anything on the subscription (data or keep-alive), epoch ms. */
   #lastHeardAt: number | null = null;
   #lastSeq = 0;
+  /**
+   * Sequence numbers skipped by a newer message, with when the skip was seen. A Republish after a
+   * reconnection can deliver them after newer ones (OPC UA Part 4 §5.13.6); only one still missing
+   * after `MISSING_GRACE_MS` is a lost message, and a gap.
+   */
+  readonly #missing = new Map<number, number>();
   #stale = false;
   #watchdog: NodeJS.Timeout | null = null;
   /** The connection was lost at `from`; still down, or up again without its subscription yet. */
@@ -490,6 +500,7 @@ export class OpcUaEndpoint {
   #attach(subscription: ClientSubscription): void {
     this.#subscription = subscription;
     this.#lastSeq = 0;
+    this.#missing.clear();
     subscription.on('received_notifications', this.#onNotifications);
     subscription.on('keepalive', this.#onKeepAlive);
     subscription.on('subscriptionId_changed' as 'keepalive', () => this.#onSubscriptionRecreated());
@@ -633,6 +644,7 @@ export class OpcUaEndpoint {
     // The server no longer had the subscription (restart, session or subscription timeout): what
     // changed since the loss is gone. The items are being recreated; their first values re-read all.
     this.#lastSeq = 0;
+    this.#missing.clear();
     this.#dataTypes.clear();
     for (const item of this.#items.values()) item.initial = true;
     const now = this.#o.clock.now().getTime();
@@ -793,7 +805,9 @@ export class OpcUaEndpoint {
   // ---------------------------------------------------------------- notifications (hot path)
 
   readonly #onKeepAlive = (): void => {
-    this.#heard(this.#o.clock.now().getTime());
+    const now = this.#o.clock.now().getTime();
+    this.#heard(now);
+    this.#expireMissing(now);
   };
 
   /**
@@ -805,13 +819,18 @@ export class OpcUaEndpoint {
     const last = this.#lastSeq;
     const now = this.#o.clock.now().getTime();
     if (last !== 0 && seq !== nextSeq(last)) {
-      if (seq <= last && last - seq < 0x7fffffff) {
+      const behind = seq <= last && last - seq < 0x7fffffff;
+      if (behind && !this.#missing.delete(seq)) {
         this.#o.connectivity.count(KIND, this.url, 'duplicateMessages');
         return;
       }
-      this.#lostMessages(last, seq, now);
+      if (behind) this.#o.connectivity.count(KIND, this.url, 'lateMessages');
+      else this.#skipped(last, seq, now);
     }
-    this.#lastSeq = seq;
+    // A message republished after newer ones carries older values: history, never the live value.
+    const late = last !== 0 && seq !== nextSeq(last) && seq <= last && last - seq < 0x7fffffff;
+    if (!late) this.#lastSeq = seq;
+    this.#expireMissing(now);
     this.#heard(now);
     const data = msg.notificationData;
     if (!data) return;
@@ -848,7 +867,7 @@ export class OpcUaEndpoint {
           quality,
           sourceTs: dv.sourceTimestamp?.getTime() ?? dv.serverTimestamp?.getTime() ?? now,
           serverTs: now,
-          historical: false,
+          historical: late,
           mayRepeat: item.initial,
         });
         item.initial = false;
@@ -868,10 +887,34 @@ export class OpcUaEndpoint {
     return m === undefined ? undefined : this.#byMonitored.get(m);
   }
 
-  #lostMessages(last: number, seq: number, now: number): void {
-    const missing = seq > last ? seq - last - 1 : 0xffffffff - last + seq - 1;
+  /** Messages `last`+1 … `seq`−1 did not come (yet): tracked until a Republish brings them or they expire. */
+  #skipped(last: number, seq: number, now: number): void {
+    const count = seq > last ? seq - last - 1 : 0xffffffff - last + seq - 1;
+    let s = nextSeq(last);
+    let tracked = 0;
+    for (; s !== seq && tracked < MAX_TRACKED_MISSING; s = nextSeq(s), tracked++) this.#missing.set(s, now);
+    if (count > tracked) this.#lostMessages(count - tracked, `${s}–${seq - 1}`, now);
+  }
+
+  /** Skipped messages that no Republish brought within the grace time are lost: one gap for all of them. */
+  #expireMissing(now: number): void {
+    if (this.#missing.size === 0) return;
+    let lost = 0;
+    let first = 0;
+    let lastLost = 0;
+    for (const [s, at] of this.#missing) {
+      if (now - at < MISSING_GRACE_MS) continue;
+      if (lost === 0) first = s;
+      lastLost = s;
+      lost++;
+      this.#missing.delete(s);
+    }
+    if (lost > 0) this.#lostMessages(lost, first === lastLost ? `${first}` : `${first}…${lastLost}`, now);
+  }
+
+  #lostMessages(missing: number, which: string, now: number): void {
     this.#o.connectivity.count(KIND, this.url, 'lostMessages', missing);
-    const reason = `${missing} notification message(s) lost (sequence ${nextSeq(last)}–${seq - 1} not delivered, not republished)`;
+    const reason = `${missing} notification message(s) lost (sequence ${which} not delivered, not republished)`;
     this.#o.connectivity.recordGap(KIND, this.url, { from: this.#lastHeardAt ?? now, to: now, reason });
     this.#o.logger.warn(
       { endpoint: this.url, gapFrom: ISO(this.#lastHeardAt ?? now), gapTo: ISO(now), reason },
