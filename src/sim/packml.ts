@@ -8,44 +8,24 @@
  * the numbers a PLC exchanges; the command gateway uses the same tables.
  */
 
-/** PackML state numbers (TR88.00.02 PackTags `StateCurrent`). */
-export const PACKML_STATE_NUMBERS = {
-  Clearing: 1,
-  Stopped: 2,
-  Starting: 3,
-  Idle: 4,
-  Suspended: 5,
-  Execute: 6,
-  Stopping: 7,
-  Aborting: 8,
-  Aborted: 9,
-  Holding: 10,
-  Held: 11,
-  Unholding: 12,
-  Suspending: 13,
-  Unsuspending: 14,
-  Resetting: 15,
-  Completing: 16,
-  Complete: 17,
-} as const;
+import {
+  PACKML_COMMAND_NUMBERS as GATEWAY_COMMAND_NUMBERS,
+  PACKML_STATE_NUMBERS,
+  statesAccepting,
+  type PackmlCommand as GatewayCommand,
+  type PackmlState,
+} from '../domain/equipment/packml-states.ts';
 
-export type PackmlState = keyof typeof PACKML_STATE_NUMBERS;
+// The numbering and the transition table are the domain's (what the command gateway checks):
+// one table, so the simulator cannot drift from what Loom believes a PLC accepts.
+export { PACKML_STATE_NUMBERS, type PackmlState };
 export type PackmlStateNumber = (typeof PACKML_STATE_NUMBERS)[PackmlState];
 
-/** PackML control command numbers (TR88.00.02 PackTags `CntrlCmd`). */
-export const PACKML_COMMAND_NUMBERS = {
-  Reset: 1,
-  Start: 2,
-  Stop: 3,
-  Hold: 4,
-  Unhold: 5,
-  Suspend: 6,
-  Unsuspend: 7,
-  Abort: 8,
-  Clear: 9,
-} as const;
-
-export type PackmlCommand = keyof typeof PACKML_COMMAND_NUMBERS;
+/** PackML control commands by their OPC UA method names (`Start`), with PackTags `CntrlCmd` numbers. */
+export type PackmlCommand = Capitalize<GatewayCommand>;
+export const PACKML_COMMAND_NUMBERS = Object.fromEntries(
+  Object.entries(GATEWAY_COMMAND_NUMBERS).map(([name, n]) => [name[0]!.toUpperCase() + name.slice(1), n]),
+) as { readonly [K in GatewayCommand as Capitalize<K>]: (typeof GATEWAY_COMMAND_NUMBERS)[K] };
 export type PackmlCommandNumber = (typeof PACKML_COMMAND_NUMBERS)[PackmlCommand];
 
 const invert = <K extends string, N extends number>(table: Readonly<Record<K, N>>): ReadonlyMap<number, K> =>
@@ -91,42 +71,28 @@ export function isTimedState(state: PackmlState): state is PackmlTimedState {
   return Object.hasOwn(PACKML_STATE_COMPLETE, state);
 }
 
-/** States Stop does not apply in: already stopping or stopped, or in the abort branch. */
-const STOP_EXEMPT: ReadonlySet<PackmlState> = new Set([
-  'Stopped',
-  'Stopping',
-  'Aborting',
-  'Aborted',
-  'Clearing',
-]);
+/** The acting state each command leads to (the "-ing" state of the TR88.00.02 diagram). */
+const ACTING_STATE: Readonly<Record<PackmlCommand, PackmlState>> = {
+  Reset: 'Resetting',
+  Start: 'Starting',
+  Stop: 'Stopping',
+  Hold: 'Holding',
+  Unhold: 'Unholding',
+  Suspend: 'Suspending',
+  Unsuspend: 'Unsuspending',
+  Abort: 'Aborting',
+  Clear: 'Clearing',
+};
 
 /**
  * The state a command leads to from `state`, or undefined when the base state model has no such
- * transition. Abort applies everywhere but in the abort branch, Stop everywhere but there and where
- * the machine is stopping or stopped; the others each leave one or two wait states. The optional
- * 2015 extension (Hold from Suspended, Suspending and Unsuspending) is not modelled.
+ * transition (the domain's table: src/domain/equipment/packml-states.ts). The optional 2015
+ * extension (Hold from Suspended, Suspending and Unsuspending) is not modelled.
  */
 export function packmlTransition(state: PackmlState, command: PackmlCommand): PackmlState | undefined {
-  switch (command) {
-    case 'Abort':
-      return state === 'Aborting' || state === 'Aborted' ? undefined : 'Aborting';
-    case 'Stop':
-      return STOP_EXEMPT.has(state) ? undefined : 'Stopping';
-    case 'Clear':
-      return state === 'Aborted' ? 'Clearing' : undefined;
-    case 'Reset':
-      return state === 'Stopped' || state === 'Complete' ? 'Resetting' : undefined;
-    case 'Start':
-      return state === 'Idle' ? 'Starting' : undefined;
-    case 'Hold':
-      return state === 'Execute' ? 'Holding' : undefined;
-    case 'Unhold':
-      return state === 'Held' ? 'Unholding' : undefined;
-    case 'Suspend':
-      return state === 'Execute' ? 'Suspending' : undefined;
-    case 'Unsuspend':
-      return state === 'Suspended' ? 'Unsuspending' : undefined;
-  }
+  return statesAccepting(command.toLowerCase() as GatewayCommand).includes(state)
+    ? ACTING_STATE[command]
+    : undefined;
 }
 
 /** The commands the base state model accepts in `state`, in command-number order. */

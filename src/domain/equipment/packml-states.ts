@@ -3,8 +3,8 @@ import { fail, ok, type Result } from '../shared/result.ts';
 /**
  * The PackML state model (ANSI/ISA-TR88.00.02-2015) as the command gateway needs it: the state
  * numbers a PLC reports (PackTag `Status.StateCurrent`), the control commands it takes
- * (`Command.CntrlCmd`) and the states each command is accepted in. The simulator keeps its own
- * copy (src/sim/): the domain depends on nothing outside it.
+ * (`Command.CntrlCmd`) and the states each command is accepted in. The simulated PLCs
+ * (src/sim/packml.ts) use these tables too; the domain depends on nothing outside it.
  */
 export const PACKML_STATE_NUMBERS = {
   Clearing: 1,
