@@ -7,9 +7,9 @@ import type {
 } from '../../app/equipment/command-ports.ts';
 import type { ElectronicSignature } from '../../app/ports.ts';
 import type { CommandKind, CommandOutcome } from '../../domain/equipment/equipment-command.ts';
-import type { Signal } from '../../domain/signal/signal.ts';
 import type { Database } from './postgres-pool.ts';
 import { asPg } from './postgres-unit-of-work.ts';
+import { SIGNAL_COLUMNS, toSignal, type SignalRow } from './postgres-plant-store.ts';
 
 interface CommandRow {
   id: string;
@@ -69,39 +69,6 @@ function toRecord(r: CommandRow): CommandRecord {
   };
 }
 
-interface SignalRow {
-  id: string;
-  equipment_id: string;
-  name: string | null;
-  data_type: Signal['dataType'];
-  unit_id: string | null;
-  limit_low: number | null;
-  limit_high: number | null;
-  deadband: number | null;
-  source: Signal['source'];
-  writable: boolean;
-  packml: Signal['packml'] | null;
-}
-
-function toSignal(r: SignalRow): Signal {
-  const limits = {
-    ...(r.limit_low === null ? {} : { low: r.limit_low }),
-    ...(r.limit_high === null ? {} : { high: r.limit_high }),
-  };
-  return {
-    id: r.id,
-    equipment: r.equipment_id,
-    ...(r.name === null ? {} : { name: r.name }),
-    dataType: r.data_type,
-    ...(r.unit_id === null ? {} : { unit: r.unit_id }),
-    ...(Object.keys(limits).length > 0 ? { limits } : {}),
-    ...(r.deadband === null ? {} : { deadband: r.deadband }),
-    source: r.source,
-    writable: r.writable,
-    ...(r.packml === null ? {} : { packml: r.packml }),
-  };
-}
-
 /** Equipment commands on PostgreSQL (migration 0011). */
 export function postgresCommandStore(db: Database): CommandStore {
   return {
@@ -114,8 +81,7 @@ export function postgresCommandStore(db: Database): CommandStore {
 
     async signalsOf(equipment) {
       const r = await db.query<SignalRow>(
-        `SELECT id, equipment_id, name, data_type, unit_id, limit_low, limit_high, deadband, source, writable, packml
-           FROM signals WHERE equipment_id = $1 ORDER BY id`,
+        `SELECT ${SIGNAL_COLUMNS} FROM signals WHERE equipment_id = $1 ORDER BY id`,
         [equipment],
       );
       return r.rows.map(toSignal);

@@ -515,8 +515,7 @@ export function postgresPlantStore(db: Database): PlantStore {
     person: personRepository(db),
     signal: simpleRepository<Signal, SignalRow>(db, {
       table: 'signals',
-      columns:
-        'id, equipment_id, name, description, data_type, unit_id, limit_low, limit_high, deadband, source, writable, packml',
+      columns: SIGNAL_COLUMNS,
       toEntity: toSignal,
       async save(c, x) {
         await c.query(
@@ -551,7 +550,11 @@ export function postgresPlantStore(db: Database): PlantStore {
   };
 }
 
-interface SignalRow {
+/** The columns `toSignal` reads. */
+export const SIGNAL_COLUMNS =
+  'id, equipment_id, name, description, data_type, unit_id, limit_low, limit_high, deadband, source, writable, packml';
+
+export interface SignalRow {
   id: string;
   equipment_id: string;
   name: string | null;
@@ -566,7 +569,8 @@ interface SignalRow {
   packml: Signal['packml'] | null;
 }
 
-function toSignal(r: SignalRow): Signal {
+/** A `signals` row (SIGNAL_COLUMNS) as the domain's Signal. */
+export function toSignal(r: SignalRow): Signal {
   const limits = {
     ...(r.limit_low === null ? {} : { low: r.limit_low }),
     ...(r.limit_high === null ? {} : { high: r.limit_high }),

@@ -739,12 +739,8 @@ export class ModbusTcpPoller {
     this.#byTag = byTag;
   }
 
-  /**
-   * Writes a value to a polled register or coil and reads it back. Sent only while the device is
-   * connected: a write is never queued for later, when it might no longer be wanted.
-   * `target` is a signal, or its source tag key (`MappedSignal.tag`).
-   */
-  async write(target: string | MappedSignal, value: number | boolean): Promise<ModbusWriteResult> {
+  /** The polled register a signal (or its tag key) names, or why there is none. */
+  #polled(target: string | MappedSignal) {
     const tag = typeof target === 'string' ? target : target.tag;
     const found = this.#byTag.get(tag);
     if (found === undefined || this.#stopped) {
@@ -752,8 +748,19 @@ export class ModbusTcpPoller {
         ok: false,
         code: 'LOOM_MODBUS_UNKNOWN_TAG',
         message: `no polled Modbus register has tag '${tag}'`,
-      };
+      } as const;
     }
+    return found;
+  }
+
+  /**
+   * Writes a value to a polled register or coil and reads it back. Sent only while the device is
+   * connected: a write is never queued for later, when it might no longer be wanted.
+   * `target` is a signal, or its source tag key (`MappedSignal.tag`).
+   */
+  async write(target: string | MappedSignal, value: number | boolean): Promise<ModbusWriteResult> {
+    const found = this.#polled(target);
+    if ('ok' in found) return found;
     return found.device.write(found.source, value);
   }
 
@@ -763,15 +770,8 @@ export class ModbusTcpPoller {
    * `target` is a signal, or its source tag key (`MappedSignal.tag`).
    */
   async read(target: string | MappedSignal): Promise<ModbusReadResult> {
-    const tag = typeof target === 'string' ? target : target.tag;
-    const found = this.#byTag.get(tag);
-    if (found === undefined || this.#stopped) {
-      return {
-        ok: false,
-        code: 'LOOM_MODBUS_UNKNOWN_TAG',
-        message: `no polled Modbus register has tag '${tag}'`,
-      };
-    }
+    const found = this.#polled(target);
+    if ('ok' in found) return found;
     return found.device.read(found.source);
   }
 

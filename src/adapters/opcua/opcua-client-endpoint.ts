@@ -1243,18 +1243,21 @@ export class OpcUaEndpoint {
     return found;
   }
 
+  /** A NodeId whose `nsu=` namespace URI this server does not have. */
+  #unknownNamespace(nodeIdText: string) {
+    return {
+      ok: false,
+      code: 'LOOM_OPCUA_BAD_STATUS',
+      message: `${nodeIdText}: no such namespace on ${this.url}`,
+      status: 'BadNodeIdUnknown',
+    } as const;
+  }
+
   async write(nodeIdText: string, value: number | boolean | string): Promise<OpcUaWriteResult> {
     const session = this.#session;
     if (!this.connected || session === null) return this.#disconnected('write');
     const nodeId = this.#nodeIdOf(nodeIdText);
-    if (nodeId === null) {
-      return {
-        ok: false,
-        code: 'LOOM_OPCUA_BAD_STATUS' as const,
-        message: `${nodeIdText}: no such namespace on ${this.url}`,
-        status: 'BadNodeIdUnknown',
-      };
-    }
+    if (nodeId === null) return this.#unknownNamespace(nodeIdText);
     const { connectivity } = this.#o;
     const fail = <R extends { ok: false }>(r: R): R => {
       connectivity.count(KIND, this.url, 'writeErrors');
@@ -1321,14 +1324,7 @@ export class OpcUaEndpoint {
     const session = this.#session;
     if (!this.connected || session === null) return this.#disconnected('read');
     const nodeId = this.#nodeIdOf(nodeIdText);
-    if (nodeId === null) {
-      return {
-        ok: false,
-        code: 'LOOM_OPCUA_BAD_STATUS' as const,
-        message: `${nodeIdText}: no such namespace on ${this.url}`,
-        status: 'BadNodeIdUnknown',
-      };
-    }
+    if (nodeId === null) return this.#unknownNamespace(nodeIdText);
     try {
       const dv = await withTimeout(
         session.read({ nodeId, attributeId: AttributeIds.Value }, 0),
