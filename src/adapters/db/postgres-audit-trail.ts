@@ -1,6 +1,6 @@
 import type { AuditEntry, AuditTrail, AuditVerification, ElectronicSignature } from '../../app/ports.ts';
 import type { Database } from './postgres-pool.ts';
-import { deferInsert } from './postgres-deferred-inserts.ts';
+import { deferInsert } from './postgres-deferred-writes.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 
 interface AuditRow {
@@ -50,7 +50,7 @@ export function postgresAuditTrail(db: Database): AuditTrail {
     (await db.pool.query<{ n: number }>('SELECT audit_chain_pending() AS n')).rows[0]!.n;
 
   return {
-    // Deferred to the transaction's single flush before COMMIT (postgres-deferred-inserts.ts); the
+    // Deferred to the transaction's single flush before COMMIT (postgres-deferred-writes.ts); the
     // trigger still stamps server time and the writing transaction.
     async append(tx, e) {
       deferInsert(asPg(tx), 'audit_log', {

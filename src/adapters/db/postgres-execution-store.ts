@@ -11,7 +11,7 @@ import { formatQuantity, quantityFromDb } from '../../domain/shared/quantity.ts'
 import type { OperationState } from '../../domain/work-order/operation-state.ts';
 import type { OrderState } from '../../domain/work-order/order-state.ts';
 import type { Database, Queryable } from './postgres-pool.ts';
-import { deferInsert } from './postgres-deferred-inserts.ts';
+import { deferInsert, deferUpdate, prepared } from './postgres-deferred-writes.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 
 interface OrderRow {
@@ -350,10 +350,22 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
       const sets = setClause(patch, OPERATION_COLUMNS, values);
       values.push(pk);
       const r = await asPg(tx).query<OperationRow>(
-        `UPDATE order_operations SET ${sets} WHERE id = $${values.length} RETURNING *`,
-        values,
+        prepared(`UPDATE order_operations SET ${sets} WHERE id = $${values.length} RETURNING *`, values),
       );
       return toOperation(r.rows[0]!);
+    },
+
+    deferOperationUpdate(tx, op, patch) {
+      const row: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(patch)) {
+        if (v === undefined) continue;
+        const column = OPERATION_COLUMNS[k];
+        if (!column) throw new Error(`no column for ${k}`);
+        row[column] = typeof v === 'bigint' ? formatQuantity(v) : v instanceof Date ? v.toISOString() : v;
+      }
+      deferUpdate(asPg(tx), 'order_operations', op.pk, row);
+      const defined = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+      return { ...op, ...defined };
     },
 
     async addActivity(tx, a) {
@@ -490,10 +502,12 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
       });
       const order = o.rows[0];
       if (!order) return null;
+      // No row locks here: every writer of an order's operations holds the order's lock first, so
+      // this read (a new snapshot, taken after the lock was granted) is current until commit.
       const ops = await db.query<OperationRow & { ncr_quantity: string | null }>({
-        name: 'loom_lock_operations_of_order',
+        name: 'loom_operations_of_locked_order',
         text: `SELECT o.*, CASE WHEN o.id = $2 THEN (SELECT COALESCE(sum(n.quantity), 0)::text FROM ncrs n WHERE n.operation_pk = o.id) END AS ncr_quantity
-           FROM order_operations o WHERE o.order_id = $1 ORDER BY o.sequence FOR UPDATE OF o`,
+           FROM order_operations o WHERE o.order_id = $1 ORDER BY o.sequence`,
         values: [order.id, pk],
       });
       const mine = ops.rows.find((r) => r.id === pk);

@@ -1,5 +1,5 @@
 import type { IdempotencyStore, Outbox } from '../../app/ports.ts';
-import { deferInsert } from './postgres-deferred-inserts.ts';
+import { deferInsert } from './postgres-deferred-writes.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 
 export function postgresIdempotencyStore(): IdempotencyStore {

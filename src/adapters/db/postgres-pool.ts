@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { discardDeferred, flushDeferred } from './postgres-deferred-inserts.ts';
+import { discardDeferred, flushDeferred } from './postgres-deferred-writes.ts';
 
 export type Queryable = Pick<pg.PoolClient, 'query'>;
 

@@ -182,6 +182,12 @@ export interface ExecutionStore {
   operation(tx: Tx | null, pk: number, forUpdate?: boolean): Promise<OrderOperation | null>;
   operations(tx: Tx | null, orderId: string): Promise<OrderOperation[]>;
   updateOperation(tx: Tx, pk: number, patch: OperationPatch): Promise<OrderOperation>;
+  /**
+   * The same change, written in the transaction's one statement at commit (ADR 0011): for an
+   * operation read under its order's lock and not read again in this transaction. Returns the
+   * operation as it will be.
+   */
+  deferOperationUpdate(tx: Tx, op: OrderOperation, patch: OperationPatch): OrderOperation;
   addActivity(
     tx: Tx,
     a: {
@@ -213,8 +219,10 @@ export interface ExecutionStore {
   addProductionEvent(tx: Tx, e: ProductionEventInput): Promise<void>;
   reasonCodeExists(tx: Tx, code: string): Promise<boolean>;
   /**
-   * Locks the order of an operation, then all its operations in sequence (the one lock order of
-   * execution use cases), in two statements; with the quantity under NCRs raised at `pk`.
+   * Locks the order of an operation, then reads all its operations in sequence, in two statements;
+   * with the quantity under NCRs raised at `pk`. The operations are not row-locked: every writer of
+   * an order's operations takes the order's lock first (the one lock order of execution use cases),
+   * so what is read stays current until commit.
    */
   lockForOperation(
     tx: Tx,

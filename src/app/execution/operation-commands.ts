@@ -15,7 +15,10 @@ import type { OrderOperation, ProductionOrder } from './execution-ports.ts';
 import { notFound } from './start-operation.ts';
 import { operationView, orderView, type OperationView } from './views.ts';
 
-/** Locks the order, then its operations: the one lock order every execution use case follows. */
+/**
+ * Locks the order and reads its operations: the one lock order every execution use case follows
+ * (order first; the operations' rows are locked by their writes).
+ */
 export async function lockOperation(
   deps: ExecutionDeps,
   tx: Tx,
@@ -74,7 +77,7 @@ export async function changeOperationState(
   const next = transitionOperation(op.state, event, op.heldFrom);
   if (!next.ok) return next;
   const now = deps.clock.now();
-  const updated = await deps.store.updateOperation(tx, op.pk, {
+  const updated = deps.store.deferOperationUpdate(tx, op, {
     state: next.value,
     heldFrom: event === 'hold' ? op.state : null,
   });
@@ -178,7 +181,9 @@ export async function completeOperation(
   }
   const now = deps.clock.now();
   const step = routingStepOf(ops, op);
-  const completed = await deps.store.updateOperation(tx, op.pk, {
+  // Both operation writes go out with the transaction's other writes in one statement at commit;
+  // the order's lock keeps every other writer away from these rows until then.
+  const completed = deps.store.deferOperationUpdate(tx, op, {
     state: next.value,
     completedAt: now,
     completedBy: actor.username,
@@ -204,7 +209,7 @@ export async function completeOperation(
   if (!op.isRework) {
     const following = ops.find((o) => !o.isRework && o.sequence > op.sequence);
     if (following && following.state === 'Pending') {
-      readied = await deps.store.updateOperation(tx, following.pk, {
+      readied = deps.store.deferOperationUpdate(tx, following, {
         state: 'Ready',
         ...(completed.goodQuantity > ZERO ? { plannedQuantity: completed.goodQuantity } : {}),
       });

@@ -1,0 +1,125 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+
+/**
+ * Writes of a transaction that nothing reads back before commit, buffered per transaction and sent
+ * in ONE statement just before COMMIT instead of one round trip each (ADR 0006, ADR 0011):
+ *
+ * - inserts: audit entries, outbox events, activities, production events;
+ * - updates of rows whose new values the caller already knows and that no one else can change
+ *   before the commit, because the caller holds the lock that every writer of them takes first
+ *   (an order's operations, under the order's row lock).
+ *
+ * Order is kept: rows of a table are inserted in the order they were added, so outbox ids still
+ * follow the order of events. Two updates of one row merge (the later value of a column wins).
+ *
+ * A deferred write is invisible to the transaction's own queries until the flush: only add tables
+ * here that the same transaction never reads after writing them.
+ */
+export type DeferredTable = 'audit_log' | 'outbox_events' | 'operation_activities' | 'production_events';
+/** Tables whose rows may be updated at commit; each has a bigint primary key `id`. */
+export type DeferredUpdateTable = 'order_operations';
+
+interface Buffer {
+  readonly inserts: Map<DeferredTable, { columns: string[]; rows: Record<string, unknown>[] }>;
+  readonly updates: Map<DeferredUpdateTable, Map<number, Record<string, unknown>>>;
+}
+
+const buffers = new WeakMap<pg.PoolClient, Buffer>();
+
+function bufferOf(client: pg.PoolClient): Buffer {
+  let buffer = buffers.get(client);
+  if (!buffer) {
+    buffer = { inserts: new Map(), updates: new Map() };
+    buffers.set(client, buffer);
+  }
+  return buffer;
+}
+
+export function deferInsert(client: pg.PoolClient, table: DeferredTable, row: Record<string, unknown>): void {
+  const inserts = bufferOf(client).inserts;
+  const entry = inserts.get(table);
+  if (entry) entry.rows.push(row);
+  else inserts.set(table, { columns: Object.keys(row), rows: [row] });
+}
+
+/** Sets `patch` (column → value; undefined values are skipped) on row `id` of `table` at commit. */
+export function deferUpdate(
+  client: pg.PoolClient,
+  table: DeferredUpdateTable,
+  id: number,
+  patch: Record<string, unknown>,
+): void {
+  const updates = bufferOf(client).updates;
+  let rows = updates.get(table);
+  if (!rows) {
+    rows = new Map();
+    updates.set(table, rows);
+  }
+  const row = rows.get(id) ?? {};
+  for (const [column, value] of Object.entries(patch)) if (value !== undefined) row[column] = value;
+  rows.set(id, row);
+}
+
+const statementNames = new Map<string, string>();
+
+/**
+ * A named (server-side prepared) statement for `text`: PostgreSQL parses and plans it once per
+ * connection instead of on every call, which was a third of its CPU on the completion path
+ * (perf, ADR 0011). Only for statements whose text comes from a bounded set of shapes.
+ */
+export function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `loom_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values };
+}
+
+/** Writes every buffered row of the transaction in one statement (no-op when nothing is buffered). */
+export async function flushDeferred(client: pg.PoolClient): Promise<void> {
+  const buffer = buffers.get(client);
+  buffers.delete(client);
+  if (!buffer) return;
+  const parts: string[] = [];
+  const values: unknown[] = [];
+  for (const [table, rows] of buffer.updates) {
+    // One UPDATE per set of columns; every row appears in exactly one of them.
+    const byColumns = new Map<string, Record<string, unknown>[]>();
+    for (const [id, patch] of rows) {
+      const key = Object.keys(patch).sort().join(',');
+      const group = byColumns.get(key);
+      const row = { ...patch, id };
+      if (group) group.push(row);
+      else byColumns.set(key, [row]);
+    }
+    for (const [key, group] of byColumns) {
+      values.push(JSON.stringify(group));
+      const sets = key
+        .split(',')
+        .map((c) => `${c} = x.${c}`)
+        .join(', ');
+      parts.push(
+        `UPDATE ${table} AS t SET ${sets} FROM jsonb_populate_recordset(NULL::${table}, $${values.length}::jsonb) AS x WHERE t.id = x.id`,
+      );
+    }
+  }
+  for (const [table, { columns, rows }] of buffer.inserts) {
+    values.push(JSON.stringify(rows));
+    const cols = columns.join(', ');
+    // jsonb_populate_recordset types every field by the table's own row type.
+    parts.push(
+      `INSERT INTO ${table} (${cols}) SELECT ${cols} FROM jsonb_populate_recordset(NULL::${table}, $${values.length}::jsonb)`,
+    );
+  }
+  if (parts.length === 0) return;
+  const last = parts.pop()!;
+  const sql = parts.length ? `WITH ${parts.map((p, i) => `w${i} AS (${p})`).join(', ')} ${last}` : last;
+  await client.query(prepared(sql, values));
+}
+
+/** Drops the buffer of a transaction that rolls back. */
+export function discardDeferred(client: pg.PoolClient): void {
+  buffers.delete(client);
+}
