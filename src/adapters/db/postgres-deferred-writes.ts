@@ -77,11 +77,15 @@ export function prepared(text: string, values: unknown[]): pg.QueryConfig {
   return { name, text, values };
 }
 
-/** Writes every buffered row of the transaction in one statement (no-op when nothing is buffered). */
-export async function flushDeferred(client: pg.PoolClient): Promise<void> {
+/**
+ * Writes every buffered row of the transaction in one statement (resolves at once when nothing is
+ * buffered). The statement is written before this returns, so a query issued right after it (the
+ * pipelined COMMIT) follows it on the wire.
+ */
+export function flushDeferred(client: pg.PoolClient): Promise<unknown> {
   const buffer = buffers.get(client);
   buffers.delete(client);
-  if (!buffer) return;
+  if (!buffer) return Promise.resolve();
   const parts: string[] = [];
   const values: unknown[] = [];
   for (const [table, rows] of buffer.updates) {
@@ -113,10 +117,10 @@ export async function flushDeferred(client: pg.PoolClient): Promise<void> {
       `INSERT INTO ${table} (${cols}) SELECT ${cols} FROM jsonb_populate_recordset(NULL::${table}, $${values.length}::jsonb)`,
     );
   }
-  if (parts.length === 0) return;
+  if (parts.length === 0) return Promise.resolve();
   const last = parts.pop()!;
   const sql = parts.length ? `WITH ${parts.map((p, i) => `w${i} AS (${p})`).join(', ')} ${last}` : last;
-  await client.query(prepared(sql, values));
+  return client.query(prepared(sql, values));
 }
 
 /** Drops the buffer of a transaction that rolls back. */

@@ -495,21 +495,22 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
 
     async lockForOperation(tx, pk) {
       const db = asPg(tx);
-      const o = await db.query<OrderRow>({
+      const oq = db.query<OrderRow>({
         name: 'loom_lock_order_of_operation',
         text: `SELECT * FROM production_orders WHERE id = (SELECT order_id FROM order_operations WHERE id = $1) FOR UPDATE`,
         values: [pk],
       });
-      const order = o.rows[0];
-      if (!order) return null;
       // No row locks here: every writer of an order's operations holds the order's lock first, so
       // this read (a new snapshot, taken after the lock was granted) is current until commit.
-      const ops = await db.query<OperationRow & { ncr_quantity: string | null }>({
+      const opsq = db.query<OperationRow & { ncr_quantity: string | null }>({
         name: 'loom_operations_of_locked_order',
-        text: `SELECT o.*, CASE WHEN o.id = $2 THEN (SELECT COALESCE(sum(n.quantity), 0)::text FROM ncrs n WHERE n.operation_pk = o.id) END AS ncr_quantity
-           FROM order_operations o WHERE o.order_id = $1 ORDER BY o.sequence`,
-        values: [order.id, pk],
+        text: `SELECT o.*, CASE WHEN o.id = $1 THEN (SELECT COALESCE(sum(n.quantity), 0)::text FROM ncrs n WHERE n.operation_pk = o.id) END AS ncr_quantity
+           FROM order_operations o WHERE o.order_id = (SELECT order_id FROM order_operations WHERE id = $1) ORDER BY o.sequence`,
+        values: [pk],
       });
+      const [o, ops] = await Promise.all([oq, opsq]);
+      const order = o.rows[0];
+      if (!order) return null;
       const mine = ops.rows.find((r) => r.id === pk);
       return {
         order: toOrder(order),

@@ -9,8 +9,13 @@ export type Tx = pg.PoolClient;
 
 export interface Database {
   readonly pool: pg.Pool;
-  /** Runs `fn` in one transaction; commits on return, rolls back on throw. */
-  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one transaction; commits on return, rolls back on throw. Connections are
+   * pipelined (ADR 0011): BEGIN goes out with the transaction's first statement, the deferred
+   * writes with COMMIT. `{ copy: true }` runs it on a connection that is not pipelined, which a
+   * COPY stream needs (node-postgres refuses custom query classes on a pipelined connection).
+   */
+  transaction<T>(fn: (tx: Tx) => Promise<T>, opts?: { copy?: boolean }): Promise<T>;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string,
     values?: unknown[],
@@ -33,29 +38,55 @@ export function createDatabase(
     ...(opts.schema ? [`-c search_path=${opts.schema},public`] : []),
     ...(opts.timeZone ? [`-c TimeZone=${opts.timeZone}`] : []),
   ];
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: opts.poolSize,
-    connectionTimeoutMillis: 10_000,
-    idleTimeoutMillis: 30_000,
-    application_name: 'loom',
-    ...(settings.length ? { options: settings.join(' ') } : {}),
-  });
-  // node-postgres emits 'error' on idle clients when the server goes away; unhandled, it would
-  // kill the process (RELIABILITY.md, security controls). The next query reconnects.
-  pool.on('error', (e) =>
-    opts.logger.error({ err: e }, 'PostgreSQL connection lost (idle client); will reconnect'),
-  );
+  const newPool = (pipeline: boolean, max: number) => {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max,
+      connectionTimeoutMillis: 10_000,
+      idleTimeoutMillis: 30_000,
+      application_name: 'loom',
+      // Statements are written without waiting for the previous answer (node-postgres ≥ 8.23, each
+      // with its own Sync): a transaction's dependent statements still wait for their results,
+      // but BEGIN, COMMIT and independent reads share a round trip (ADR 0011).
+      pipeline,
+      ...(settings.length ? { options: settings.join(' ') } : {}),
+    });
+    // node-postgres emits 'error' on idle clients when the server goes away; unhandled, it would
+    // kill the process (RELIABILITY.md, security controls). The next query reconnects.
+    pool.on('error', (e) =>
+      opts.logger.error({ err: e }, 'PostgreSQL connection lost (idle client); will reconnect'),
+    );
+    return pool;
+  };
+  const pool = newPool(true, opts.poolSize);
+  // COPY streams (telemetry chunks) need a connection that is not pipelined; one writer at a time
+  // uses it, so it is small, and it is opened only when first needed.
+  let copyPool: pg.Pool | null = null;
 
   return {
     pool,
-    async transaction(fn) {
-      const client = await pool.connect();
+    async transaction(fn, o) {
+      const pipelined = !o?.copy;
+      const client = await (pipelined ? pool : (copyPool ??= newPool(false, 2))).connect();
       try {
-        await client.query('BEGIN');
+        const begin = client.query('BEGIN');
+        if (pipelined) begin.catch(() => undefined);
+        else await begin;
         const result = await fn(client);
-        await flushDeferred(client);
-        await client.query('COMMIT');
+        await begin;
+        // The deferred writes and COMMIT go out together. Should the writes fail, the COMMIT
+        // arrives in an aborted transaction and PostgreSQL rolls it back (answering ROLLBACK).
+        const flushed = flushDeferred(client);
+        if (pipelined) {
+          const committed = client.query('COMMIT');
+          const [f, c] = await Promise.allSettled([flushed, committed]);
+          if (f.status === 'rejected') throw f.reason;
+          if (c.status === 'rejected') throw c.reason;
+          if (c.value.command !== 'COMMIT') throw new Error(`COMMIT answered ${c.value.command}`);
+        } else {
+          await flushed;
+          await client.query('COMMIT');
+        }
         return result;
       } catch (e) {
         discardDeferred(client);
@@ -66,6 +97,8 @@ export function createDatabase(
       }
     },
     query: (text, values) => pool.query(text, values),
-    close: () => pool.end(),
+    close: async () => {
+      await Promise.all([pool.end(), copyPool?.end()]);
+    },
   };
 }

@@ -94,41 +94,44 @@ export function postgresSampleStore(db: Database): SampleStore {
     },
 
     async write(series: readonly SignalSeries[], stale: readonly StaleMark[]): Promise<WriteOutcome> {
-      return db.transaction(async (tx) => {
-        let duplicates = 0;
-        const kept: SignalSeries[] = [];
-        const checked = series.filter((s) => s.checked);
-        const existing =
-          checked.length > 0 ? await storedTimestamps(tx, checked) : new Map<number, Set<number>>();
-        for (const s of series) {
-          if (!s.checked) {
-            kept.push(s);
-            continue;
+      return db.transaction(
+        async (tx) => {
+          let duplicates = 0;
+          const kept: SignalSeries[] = [];
+          const checked = series.filter((s) => s.checked);
+          const existing =
+            checked.length > 0 ? await storedTimestamps(tx, checked) : new Map<number, Set<number>>();
+          for (const s of series) {
+            if (!s.checked) {
+              kept.push(s);
+              continue;
+            }
+            const unique = withoutStored(s, existing.get(s.signal.no) ?? new Set());
+            duplicates += s.ts.length - unique.ts.length;
+            if (unique.ts.length > 0) kept.push(unique);
           }
-          const unique = withoutStored(s, existing.get(s.signal.no) ?? new Set());
-          duplicates += s.ts.length - unique.ts.length;
-          if (unique.ts.length > 0) kept.push(unique);
-        }
-        let stored = 0;
-        if (kept.length > 0) {
-          const copy = chunkRows(kept);
-          stored = copy.samples;
-          await pipeline(Readable.from(copy.rows), tx.query(copyFrom(COPY_CHUNKS)));
-          await upsertRollups(tx, rollupsOf(kept));
-        }
-        for (const mark of stale) {
-          await tx.query(
-            `INSERT INTO signal_stale (signal_no, stale_since, reason)
+          let stored = 0;
+          if (kept.length > 0) {
+            const copy = chunkRows(kept);
+            stored = copy.samples;
+            await pipeline(Readable.from(copy.rows), tx.query(copyFrom(COPY_CHUNKS)));
+            await upsertRollups(tx, rollupsOf(kept));
+          }
+          for (const mark of stale) {
+            await tx.query(
+              `INSERT INTO signal_stale (signal_no, stale_since, reason)
              SELECT no, $2, $3 FROM unnest($1::int[]) AS no
              ON CONFLICT (signal_no) DO UPDATE
                SET stale_since = greatest(signal_stale.stale_since, EXCLUDED.stale_since),
                    reason = CASE WHEN EXCLUDED.stale_since >= signal_stale.stale_since
                                  THEN EXCLUDED.reason ELSE signal_stale.reason END`,
-            [[...mark.signalNos].sort((a, b) => a - b), new Date(mark.at), mark.reason],
-          );
-        }
-        return { stored, duplicates };
-      });
+              [[...mark.signalNos].sort((a, b) => a - b), new Date(mark.at), mark.reason],
+            );
+          }
+          return { stored, duplicates };
+        },
+        { copy: true },
+      );
     },
   };
 }
