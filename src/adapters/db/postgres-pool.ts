@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { discardDeferred, flushDeferred } from './postgres-deferred-writes.ts';
@@ -27,6 +28,18 @@ export interface Database {
 // so numeric stays a string at the edge and is parsed where its scale is known. int8 counts fit
 // in a double for any realistic plant.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
+
+/**
+ * Buffers what is written to the client's socket until the event loop has run every pending
+ * callback and promise continuation (setImmediate), then sends it in one write. node-postgres
+ * corks around each query itself; nested corks only flush when the outermost is released.
+ */
+function corkUntilIdle(client: pg.PoolClient): void {
+  const stream = (client as unknown as { connection?: { stream?: Partial<Socket> } }).connection?.stream;
+  if (!stream?.cork || !stream.uncork) return;
+  stream.cork();
+  setImmediate(() => stream.uncork!());
+}
 
 export function createDatabase(
   url: string,
@@ -69,6 +82,9 @@ export function createDatabase(
       const pipelined = !o?.copy;
       const client = await (pipelined ? pool : (copyPool ??= newPool(false, 2))).connect();
       try {
+        // Pipelined, BEGIN is held in the socket until the use case has issued what it can without
+        // waiting for an answer (its first statements): one write for all of them.
+        if (pipelined) corkUntilIdle(client);
         const begin = client.query('BEGIN');
         if (pipelined) begin.catch(() => undefined);
         else await begin;
@@ -76,6 +92,7 @@ export function createDatabase(
         await begin;
         // The deferred writes and COMMIT go out together. Should the writes fail, the COMMIT
         // arrives in an aborted transaction and PostgreSQL rolls it back (answering ROLLBACK).
+        if (pipelined) corkUntilIdle(client);
         const flushed = flushDeferred(client);
         if (pipelined) {
           const committed = client.query('COMMIT');
