@@ -386,6 +386,8 @@ export async function benchTrace(
     await sql.end().catch(() => undefined);
     await db.close().catch(() => undefined);
     await loom?.stop();
-    await database.drop().catch((e: Error) => log(`  could not drop the trace database: ${e.message}`));
+    // LOOM_BENCH_TRACE_KEEP=1 keeps the generated genealogy for profiling the trace by hand.
+    if (process.env.LOOM_BENCH_TRACE_KEEP === '1') log(`  kept the trace database: ${database.url}`);
+    else await database.drop().catch((e: Error) => log(`  could not drop the trace database: ${e.message}`));
   }
 }
