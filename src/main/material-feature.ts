@@ -12,7 +12,7 @@ import type { AuditTrail, IdempotencyStore, Outbox, UnitOfWork } from '../app/po
 
 /** Genealogy trace on PostgreSQL; the CLI's `loom trace` uses the same one. */
 export function genealogyTrace(db: Database): GenealogyTrace {
-  return new GenealogyTrace({ lots: postgresLotStore(db), genealogy: postgresGenealogyStore(db) });
+  return new GenealogyTrace({ genealogy: postgresGenealogyStore(db) });
 }
 
 /** Lots and serials (/api/lots, consumption and output at /api/operations/:id) and trace (/api/trace). */

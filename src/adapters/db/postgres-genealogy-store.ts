@@ -23,10 +23,28 @@ interface EdgeRow {
   person_name: string | null;
   equipment_id: string | null;
   operation_pk: number | null;
-  order_id: string | null;
-  operation_id: string | null;
-  operation_name: string | null;
+}
+
+interface OperationRow {
+  id: number;
+  order_id: string;
+  operation_id: string;
+  name: string;
   work_unit_id: string | null;
+}
+
+interface LotRow {
+  id: string;
+  kind: LotKind;
+  material_id: string;
+  material_name: string;
+  material_class: string;
+  quantity: string;
+  unit_id: string;
+  status: LotStatus;
+  order_id: string | null;
+  supplier_lot: string | null;
+  has_outgoing?: boolean;
 }
 
 /**
@@ -59,112 +77,124 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
       );
     },
 
-    async walk(lotId, direction, maxDepth) {
+    async trace(lotId, direction, maxDepth, opts) {
       const { start, next } = WALK[direction];
-      const r = await db.pool.query<EdgeRow>(
-        `WITH RECURSIVE walk(id, lot, depth) AS (
-           SELECT e.id, e.${next}, 1 FROM genealogy_edges e WHERE e.${start} = $1
-           UNION
-           SELECT e.id, e.${next}, w.depth + 1
-             FROM walk w JOIN genealogy_edges e ON e.${start} = w.lot
-            WHERE w.depth < $2
-         ), reached AS (
-           SELECT id, min(depth) AS depth FROM walk GROUP BY id
-         )
-         SELECT e.id, e.from_lot, e.to_lot, e.kind, e.quantity::text AS quantity, r.depth, e.at, e.actor,
-                e.person_id, p.name AS person_name, e.equipment_id, e.operation_pk,
-                o.order_id, o.operation_id, o.name AS operation_name, o.work_unit_id
-           FROM reached r
-           JOIN genealogy_edges e ON e.id = r.id
-           LEFT JOIN order_operations o ON o.id = e.operation_pk
-           LEFT JOIN persons p ON p.id = e.person_id
-          ORDER BY r.depth, e.id`,
-        [lotId, maxDepth],
-      );
-      // Quality results of every operation in the tree in one query, not one subquery per edge.
-      const opPks = [...new Set(r.rows.map((e) => e.operation_pk).filter((pk): pk is number => pk !== null))];
-      const quality = new Map<number, (QualityResultRecord & { operationPk: number })[]>();
-      if (opPks.length > 0) {
-        const q = await db.pool.query<QualityResultRecord & { operationPk: number }>(
-          `SELECT q.operation_pk AS "operationPk", q.characteristic_id AS "characteristicId", q.kind,
-                  COALESCE(q.value_numeric::text, q.value_attribute) AS value, q.lsl::text AS lsl, q.usl::text AS usl,
-                  q.verdict, q.lot_id AS "lotId", q.actor,
-                  to_char(q.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
-             FROM quality_results q WHERE q.operation_pk = ANY($1::bigint[]) ORDER BY q.id`,
-          [opPks],
-        );
-        for (const row of q.rows) {
-          const list = quality.get(row.operationPk);
-          if (list) list.push(row);
-          else quality.set(row.operationPk, [row]);
-        }
-      }
-      const resultsFor = (opPk: number | null, toLot: string): QualityResultRecord[] =>
-        opPk === null
-          ? []
-          : (quality.get(opPk) ?? [])
-              .filter((q) => q.lotId === null || q.lotId === toLot)
-              .map(({ operationPk: _pk, ...rest }) => rest);
-      return r.rows.map((e): GenealogyEdgeRecord => ({
-        id: e.id,
-        fromLot: e.from_lot,
-        toLot: e.to_lot,
-        kind: e.kind,
-        quantity: quantityFromDb(e.quantity),
-        depth: e.depth,
-        at: e.at,
-        actor: e.actor,
-        personId: e.person_id,
-        personName: e.person_name,
-        equipmentId: e.equipment_id,
-        operation:
-          e.operation_pk === null
+      // One connection, pipelined (ADR 0011): the walk, then the operations, quality results and
+      // lots it reached in one round trip.
+      const client = await db.pool.connect();
+      try {
+        // The recursion carries the edge's columns, so the edges are not looked up again by id.
+        const walked = await client.query<EdgeRow>({
+          name: `loom_genealogy_walk_${direction}`,
+          text: `WITH RECURSIVE walk(id, from_lot, to_lot, kind, quantity, at, actor, person_id, equipment_id,
+                                     operation_pk, depth) AS (
+                   SELECT e.id, e.from_lot, e.to_lot, e.kind, e.quantity, e.at, e.actor, e.person_id, e.equipment_id,
+                          e.operation_pk, 1
+                     FROM genealogy_edges e WHERE e.${start} = $1
+                   UNION
+                   SELECT e.id, e.from_lot, e.to_lot, e.kind, e.quantity, e.at, e.actor, e.person_id, e.equipment_id,
+                          e.operation_pk, w.depth + 1
+                     FROM walk w JOIN genealogy_edges e ON e.${start} = w.${next}
+                    WHERE w.depth < $2
+                 )
+                 SELECT x.id, x.from_lot, x.to_lot, x.kind, x.quantity::text AS quantity, x.depth, x.at, x.actor,
+                        x.person_id, p.name AS person_name, x.equipment_id, x.operation_pk
+                   FROM (SELECT DISTINCT ON (id) * FROM walk ORDER BY id, depth) x
+                   LEFT JOIN persons p ON p.id = x.person_id
+                  ORDER BY x.depth, x.id`,
+          values: [lotId, maxDepth],
+        });
+        const edges = walked.rows;
+        const opPks = [
+          ...new Set(edges.map((e) => e.operation_pk).filter((pk): pk is number => pk !== null)),
+        ];
+        const lotIds = [...new Set([lotId, ...edges.flatMap((e) => [e.from_lot, e.to_lot])])];
+        const [operations, quality, lots] = await Promise.all([
+          opPks.length === 0
             ? null
-            : {
-                pk: e.operation_pk,
-                orderId: e.order_id!,
-                operationId: e.operation_id!,
-                name: e.operation_name!,
-                workUnitId: e.work_unit_id,
-              },
-        qualityResults: resultsFor(e.operation_pk, e.to_lot),
-      }));
-    },
-
-    async lots(ids) {
-      const r = await db.pool.query<{
-        id: string;
-        kind: LotKind;
-        material_id: string;
-        material_name: string;
-        material_class: string;
-        quantity: string;
-        unit_id: string;
-        status: LotStatus;
-        order_id: string | null;
-        supplier_lot: string | null;
-        has_outgoing: boolean;
-      }>(
-        `SELECT l.id, l.kind, l.material_id, m.name AS material_name, m.class AS material_class,
-                l.quantity::text AS quantity, l.unit_id, l.status, l.order_id, l.supplier_lot,
-                EXISTS (SELECT 1 FROM genealogy_edges g WHERE g.from_lot = l.id) AS has_outgoing
-           FROM lots l JOIN material_definitions m ON m.id = l.material_id
-          WHERE l.id = ANY($1::text[])`,
-        [[...ids]],
-      );
-      return r.rows.map((l) => ({
-        id: l.id,
-        kind: l.kind,
-        materialId: l.material_id,
-        materialName: l.material_name,
-        materialClass: l.material_class,
-        quantity: quantityFromDb(l.quantity),
-        unitId: l.unit_id,
-        status: l.status,
-        orderId: l.order_id,
-        supplierLot: l.supplier_lot,
-        hasOutgoing: l.has_outgoing,
-      }));
+            : client.query<OperationRow>({
+                name: 'loom_genealogy_operations',
+                text: `SELECT id, order_id, operation_id, name, work_unit_id FROM order_operations WHERE id = ANY($1::bigint[])`,
+                values: [opPks],
+              }),
+          opPks.length === 0
+            ? null
+            : client.query<QualityResultRecord & { operationPk: number }>({
+                name: 'loom_genealogy_quality',
+                text: `SELECT q.operation_pk AS "operationPk", q.characteristic_id AS "characteristicId", q.kind,
+                              COALESCE(q.value_numeric::text, q.value_attribute) AS value, q.lsl::text AS lsl,
+                              q.usl::text AS usl, q.verdict, q.lot_id AS "lotId", q.actor,
+                              to_char(q.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
+                         FROM quality_results q WHERE q.operation_pk = ANY($1::bigint[]) ORDER BY q.id`,
+                values: [opPks],
+              }),
+          client.query<LotRow>({
+            name: opts?.outgoing ? 'loom_genealogy_lots_outgoing' : 'loom_genealogy_lots',
+            text: `SELECT l.id, l.kind, l.material_id, m.name AS material_name, m.class AS material_class,
+                          l.quantity::text AS quantity, l.unit_id, l.status, l.order_id, l.supplier_lot
+                          ${opts?.outgoing ? ', EXISTS (SELECT 1 FROM genealogy_edges g WHERE g.from_lot = l.id) AS has_outgoing' : ''}
+                     FROM lots l JOIN material_definitions m ON m.id = l.material_id
+                    WHERE l.id = ANY($1::text[])`,
+            values: [lotIds],
+          }),
+        ]);
+        const ops = new Map((operations?.rows ?? []).map((o) => [o.id, o]));
+        const results = new Map<number, (QualityResultRecord & { operationPk: number })[]>();
+        for (const row of quality?.rows ?? []) {
+          const list = results.get(row.operationPk);
+          if (list) list.push(row);
+          else results.set(row.operationPk, [row]);
+        }
+        const resultsFor = (opPk: number | null, toLot: string): QualityResultRecord[] =>
+          opPk === null
+            ? []
+            : (results.get(opPk) ?? [])
+                .filter((q) => q.lotId === null || q.lotId === toLot)
+                .map(({ operationPk: _pk, ...rest }) => rest);
+        return {
+          edges: edges.map((e): GenealogyEdgeRecord => {
+            const op = e.operation_pk === null ? undefined : ops.get(e.operation_pk);
+            return {
+              id: e.id,
+              fromLot: e.from_lot,
+              toLot: e.to_lot,
+              kind: e.kind,
+              quantity: quantityFromDb(e.quantity),
+              depth: e.depth,
+              at: e.at,
+              actor: e.actor,
+              personId: e.person_id,
+              personName: e.person_name,
+              equipmentId: e.equipment_id,
+              operation: op
+                ? {
+                    pk: op.id,
+                    orderId: op.order_id,
+                    operationId: op.operation_id,
+                    name: op.name,
+                    workUnitId: op.work_unit_id,
+                  }
+                : null,
+              qualityResults: resultsFor(e.operation_pk, e.to_lot),
+            };
+          }),
+          lots: lots.rows.map((l) => ({
+            id: l.id,
+            kind: l.kind,
+            materialId: l.material_id,
+            materialName: l.material_name,
+            materialClass: l.material_class,
+            quantity: quantityFromDb(l.quantity),
+            unitId: l.unit_id,
+            status: l.status,
+            orderId: l.order_id,
+            supplierLot: l.supplier_lot,
+            ...(opts?.outgoing ? { hasOutgoing: l.has_outgoing === true } : {}),
+          })),
+        };
+      } finally {
+        client.release();
+      }
     },
 
     async orders(ids) {

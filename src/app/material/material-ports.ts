@@ -145,7 +145,8 @@ export interface TraceLot {
   readonly status: LotStatus;
   readonly orderId: string | null;
   readonly supplierLot: string | null;
-  readonly hasOutgoing: boolean;
+  /** Whether anything was made from the lot; only filled when asked for (`outgoing`), for recalls. */
+  readonly hasOutgoing?: boolean;
 }
 
 export interface OrderSummary {
@@ -159,9 +160,15 @@ export interface GenealogyStore {
   addEdges(tx: Tx, edges: readonly NewEdge[]): Promise<void>;
   /**
    * Every edge reachable from `lotId` (backward: towards what it was made from; forward: towards
-   * what it went into), each once, with its smallest depth; walks at most `maxDepth` levels.
+   * what it went into), each once, with its smallest depth, ordered by depth; walks at most
+   * `maxDepth` levels. With the lots at both ends of every edge and `lotId` itself (absent when it
+   * does not exist); `outgoing` also fills each lot's `hasOutgoing`.
    */
-  walk(lotId: string, direction: 'backward' | 'forward', maxDepth: number): Promise<GenealogyEdgeRecord[]>;
-  lots(ids: readonly string[]): Promise<TraceLot[]>;
+  trace(
+    lotId: string,
+    direction: 'backward' | 'forward',
+    maxDepth: number,
+    opts?: { outgoing?: boolean },
+  ): Promise<{ edges: GenealogyEdgeRecord[]; lots: TraceLot[] }>;
   orders(ids: readonly string[]): Promise<OrderSummary[]>;
 }

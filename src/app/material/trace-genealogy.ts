@@ -4,7 +4,6 @@ import { lotNotFound } from './lot-view.ts';
 import type {
   GenealogyEdgeRecord,
   GenealogyStore,
-  LotStore,
   OrderSummary,
   QualityResultRecord,
   TraceLot,
@@ -115,20 +114,18 @@ const edgeOut = (e: GenealogyEdgeRecord): TraceEdgeView => ({
 });
 
 export class GenealogyTrace {
-  readonly #lots: LotStore;
   readonly #genealogy: GenealogyStore;
 
-  constructor(deps: { lots: LotStore; genealogy: GenealogyStore }) {
-    this.#lots = deps.lots;
+  constructor(deps: { genealogy: GenealogyStore }) {
     this.#genealogy = deps.genealogy;
   }
 
   /** Backward: what `id` was made from, all levels down to received material. Forward: what it went into. */
   async trace(id: string, direction: TraceDirection): Promise<Result<TraceView>> {
-    if (!(await this.#lots.get(null, id))) return lotNotFound(id);
-    const edges = await this.#genealogy.walk(id, direction, TRACE_DEPTH_LIMIT);
-    const lotIds = new Set([id, ...edges.flatMap((e) => [e.fromLot, e.toLot])]);
-    const lots = new Map((await this.#genealogy.lots([...lotIds])).map((l) => [l.id, lotOut(l)]));
+    const found = await this.#genealogy.trace(id, direction, TRACE_DEPTH_LIMIT);
+    const lots = new Map(found.lots.map((l) => [l.id, lotOut(l)]));
+    if (!lots.has(id)) return lotNotFound(id);
+    const edges = found.edges;
     const next = new Map<string, GenealogyEdgeRecord[]>();
     for (const e of edges) {
       const at = direction === 'backward' ? e.toLot : e.fromLot;
@@ -150,7 +147,7 @@ export class GenealogyTrace {
     return ok({
       direction,
       root: build(id),
-      lots: lotIds.size,
+      lots: lots.size,
       edges: edges.length,
       depthLimit: TRACE_DEPTH_LIMIT,
       depthLimitReached: edges.some((e) => e.depth >= TRACE_DEPTH_LIMIT),
@@ -159,11 +156,10 @@ export class GenealogyTrace {
 
   /** From one suspect lot: every finished unit or lot it reached and every production order involved. */
   async recall(id: string): Promise<Result<RecallView>> {
-    if (!(await this.#lots.get(null, id))) return lotNotFound(id);
-    const edges = await this.#genealogy.walk(id, 'forward', TRACE_DEPTH_LIMIT);
+    const { edges, lots } = await this.#genealogy.trace(id, 'forward', TRACE_DEPTH_LIMIT, { outgoing: true });
+    const suspect = lots.find((l) => l.id === id);
+    if (!suspect) return lotNotFound(id);
     const reached = [...new Set(edges.map((e) => e.toLot))];
-    const lots = await this.#genealogy.lots([id, ...reached]);
-    const suspect = lots.find((l) => l.id === id)!;
     const finished = lots
       .filter((l) => l.id !== id && (!l.hasOutgoing || l.materialClass === 'finished'))
       .sort((a, b) => a.id.localeCompare(b.id));
