@@ -102,7 +102,8 @@ export function createDatabase(
           if (c.value.command !== 'COMMIT') throw new Error(`COMMIT answered ${c.value.command}`);
         } else {
           await flushed;
-          await client.query('COMMIT');
+          const c = await client.query('COMMIT');
+          if (c.command !== 'COMMIT') throw new Error(`COMMIT answered ${c.command}`);
         }
         return result;
       } catch (e) {
