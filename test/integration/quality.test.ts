@@ -571,3 +571,33 @@ describe('NCR dispositions', () => {
     assert.equal((await t.loom.audit.verify()).ok, true);
   });
 });
+
+describe('a result raising an NCR and a completion of the same operation at once', () => {
+  it('never both count the same unit: the completion waits for the NCR and is refused', async () => {
+    const order = await createOrder(t, 'compact-sedan', '1');
+    const pk = order.ops['10']!;
+    await setOperation(t, pk, 'Running', 'weld-robot-1');
+    // Widen the race: the result's transaction pauses 400 ms after writing its NCR, before commit.
+    // What keeps the completion from counting the unit twice: the NCR's foreign key to the order
+    // share-locks the order's row, so the completion's order lock waits for the NCR to commit and
+    // then reads it (its read of the operations is a new statement with a new snapshot).
+    await t.database.db.query(`
+      CREATE FUNCTION test_slow_ncr() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_sleep(0.4); RETURN NEW; END $$;
+      CREATE TRIGGER test_slow_ncr AFTER INSERT ON ncrs FOR EACH ROW EXECUTE FUNCTION test_slow_ncr();`);
+    try {
+      const recording = results(pk, [{ characteristic: 'nugget-diameter', value: 4.2 }]);
+      await new Promise((r) => setTimeout(r, 150));
+      const completed = await post(`/api/operations/${pk}/complete`, { good: 1 }, operator.cookie);
+      const recorded = await recording;
+      assert.equal(recorded.statusCode, 201, recorded.body);
+      assert.equal(completed.statusCode, 422, completed.body);
+      assert.equal(completed.json().code, 'LOOM_OPERATION_OVERREPORTED');
+      const row = await operationRow(pk);
+      assert.equal(row.state, 'Running');
+      assert.equal(Number(row.good_quantity), 0);
+    } finally {
+      await t.database.db.query(`DROP TRIGGER test_slow_ncr ON ncrs; DROP FUNCTION test_slow_ncr();`);
+    }
+  });
+});
