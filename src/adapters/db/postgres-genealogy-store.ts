@@ -145,12 +145,20 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
           if (list) list.push(row);
           else results.set(row.operationPk, [row]);
         }
-        const resultsFor = (opPk: number | null, toLot: string): QualityResultRecord[] =>
-          opPk === null
-            ? []
-            : (results.get(opPk) ?? [])
-                .filter((q) => q.lotId === null || q.lotId === toLot)
-                .map(({ operationPk: _pk, ...rest }) => rest);
+        // The edges into one lot share their operation's results: one array for all of them.
+        const shared = new Map<string, QualityResultRecord[]>();
+        const resultsFor = (opPk: number | null, toLot: string): QualityResultRecord[] => {
+          if (opPk === null) return [];
+          const key = `${opPk} ${toLot}`;
+          let list = shared.get(key);
+          if (!list) {
+            list = (results.get(opPk) ?? [])
+              .filter((q) => q.lotId === null || q.lotId === toLot)
+              .map(({ operationPk: _pk, ...rest }) => rest);
+            shared.set(key, list);
+          }
+          return list;
+        };
         return {
           edges: edges.map((e): GenealogyEdgeRecord => {
             const op = e.operation_pk === null ? undefined : ops.get(e.operation_pk);
