@@ -141,18 +141,27 @@ const OPERATION_COLUMNS: Record<string, string> = {
   plannedQuantity: 'planned_quantity',
 };
 
-/** `SET a = $1, b = $2` from a camelCase patch; bigint quantities go in as exact decimal text. */
+/** Column → value from a camelCase patch (undefined skipped); bigint quantities as exact decimal text. */
+function columnsOf(patch: Record<string, unknown>, columns: Record<string, string>): Record<string, unknown> {
+  const row: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === undefined) continue;
+    const column = columns[k];
+    if (!column) throw new Error(`no column for ${k}`);
+    row[column] = typeof v === 'bigint' ? formatQuantity(v) : v;
+  }
+  return row;
+}
+
+/** `SET a = $1, b = $2` from a camelCase patch. */
 function setClause(
   patch: Record<string, unknown>,
   columns: Record<string, string>,
   values: unknown[],
 ): string {
   const sets: string[] = [];
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === undefined) continue;
-    const column = columns[k];
-    if (!column) throw new Error(`no column for ${k}`);
-    values.push(typeof v === 'bigint' ? formatQuantity(v) : v);
+  for (const [column, v] of Object.entries(columnsOf(patch, columns))) {
+    values.push(v);
     sets.push(`${column} = $${values.length}`);
   }
   return sets.join(', ');
@@ -356,14 +365,8 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
     },
 
     deferOperationUpdate(tx, op, patch) {
-      const row: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(patch)) {
-        if (v === undefined) continue;
-        const column = OPERATION_COLUMNS[k];
-        if (!column) throw new Error(`no column for ${k}`);
-        row[column] = typeof v === 'bigint' ? formatQuantity(v) : v instanceof Date ? v.toISOString() : v;
-      }
-      deferUpdate(asPg(tx), 'order_operations', op.pk, row);
+      // Dates become ISO text in the deferred statement's JSON (Date.prototype.toJSON).
+      deferUpdate(asPg(tx), 'order_operations', op.pk, columnsOf(patch, OPERATION_COLUMNS));
       const defined = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
       return { ...op, ...defined };
     },
