@@ -12,6 +12,20 @@ after(async () => {
   await d?.drop();
 });
 
+/** A user row: the pipelining tests need some insert with a visible effect. */
+const insertUser = (q: { query(text: string): Promise<unknown> }, username: string) =>
+  q.query(
+    `INSERT INTO users (username, display_name, password_hash, roles) VALUES ('${username}', 'P', 'x', '{operator}')`,
+  );
+const rows = async (sql: string) => (await d.db.query(sql)).rowCount;
+const testEvent = (aggregateId: string, extra: Record<string, unknown> = {}) => ({
+  aggregate_type: 'test',
+  aggregate_id: aggregateId,
+  event_type: 'Tested',
+  payload: { ok: true },
+  ...extra,
+});
+
 describe('PostgreSQL pool and migrations', () => {
   it('survives the server killing its idle connections, and reconnects', async () => {
     await Promise.all([d.db.query('SELECT 1'), d.db.query('SELECT 1'), d.db.query('SELECT 1')]);
@@ -53,58 +67,35 @@ describe('PostgreSQL pool and migrations', () => {
         // Issued before BEGIN has been answered; it must still run inside the transaction.
         const inTx = await tx.query<{ n: string }>(`SELECT pg_current_xact_id()::text AS n`);
         assert.ok(inTx.rows[0]?.n);
-        await tx.query(
-          `INSERT INTO users (username, display_name, password_hash, roles) VALUES ('pipe1', 'P', 'x', '{operator}')`,
-        );
+        await insertUser(tx, 'pipe1');
         throw new Error('boom');
       }),
       /boom/,
     );
-    assert.equal((await d.db.query(`SELECT 1 FROM users WHERE username = 'pipe1'`)).rowCount, 0);
+    assert.equal(await rows(`SELECT 1 FROM users WHERE username = 'pipe1'`), 0);
   });
 
   it('commits deferred writes with COMMIT, and rolls everything back when they fail', async () => {
     const su = await d.superuser();
     try {
       await d.db.transaction(async (tx) => {
-        await tx.query(
-          `INSERT INTO users (username, display_name, password_hash, roles) VALUES ('pipe2', 'P', 'x', '{operator}')`,
-        );
-        deferInsert(tx, 'outbox_events', {
-          aggregate_type: 'test',
-          aggregate_id: 'pipe2',
-          event_type: 'Tested',
-          payload: { ok: true },
-        });
+        await insertUser(tx, 'pipe2');
+        deferInsert(tx, 'outbox_events', testEvent('pipe2'));
       });
-      assert.equal((await d.db.query(`SELECT 1 FROM users WHERE username = 'pipe2'`)).rowCount, 1);
-      assert.equal(
-        (await d.db.query(`SELECT 1 FROM outbox_events WHERE aggregate_id = 'pipe2'`)).rowCount,
-        1,
-      );
+      assert.equal(await rows(`SELECT 1 FROM users WHERE username = 'pipe2'`), 1);
+      assert.equal(await rows(`SELECT 1 FROM outbox_events WHERE aggregate_id = 'pipe2'`), 1);
 
       // A deferred write that violates a constraint fails at commit: the whole transaction is
       // rolled back, including the statement that ran before it, and the caller gets the error.
       await assert.rejects(
         d.db.transaction(async (tx) => {
-          await tx.query(
-            `INSERT INTO users (username, display_name, password_hash, roles) VALUES ('pipe3', 'P', 'x', '{operator}')`,
-          );
-          deferInsert(tx, 'outbox_events', {
-            aggregate_type: 'test',
-            aggregate_id: 'pipe3',
-            event_type: 'Tested',
-            payload: { ok: true },
-            status: 'no-such-status',
-          });
+          await insertUser(tx, 'pipe3');
+          deferInsert(tx, 'outbox_events', testEvent('pipe3', { status: 'no-such-status' }));
         }),
         /outbox_events_status_check|violates check constraint/,
       );
-      assert.equal((await d.db.query(`SELECT 1 FROM users WHERE username = 'pipe3'`)).rowCount, 0);
-      assert.equal(
-        (await d.db.query(`SELECT 1 FROM outbox_events WHERE aggregate_id = 'pipe3'`)).rowCount,
-        0,
-      );
+      assert.equal(await rows(`SELECT 1 FROM users WHERE username = 'pipe3'`), 0);
+      assert.equal(await rows(`SELECT 1 FROM outbox_events WHERE aggregate_id = 'pipe3'`), 0);
       // The connection is usable afterwards (no transaction left open on it).
       const open = await su.query(
         `SELECT count(*)::int AS n FROM pg_stat_activity
@@ -119,14 +110,12 @@ describe('PostgreSQL pool and migrations', () => {
   it('refuses to report success when a statement failed inside the transaction and the error was swallowed', async () => {
     await assert.rejects(
       d.db.transaction(async (tx) => {
-        await tx.query(
-          `INSERT INTO users (username, display_name, password_hash, roles) VALUES ('pipe4', 'P', 'x', '{operator}')`,
-        );
+        await insertUser(tx, 'pipe4');
         await tx.query('SELECT 1/0').catch(() => undefined);
       }),
       /COMMIT answered ROLLBACK/,
     );
-    assert.equal((await d.db.query(`SELECT 1 FROM users WHERE username = 'pipe4'`)).rowCount, 0);
+    assert.equal(await rows(`SELECT 1 FROM users WHERE username = 'pipe4'`), 0);
   });
 
   it('merges two deferred updates of one row and applies them at commit', async () => {
