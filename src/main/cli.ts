@@ -72,6 +72,18 @@ function authFor(store: Awaited<ReturnType<typeof openDatabase>>): AuthService {
   });
 }
 
+/** A simulator or stand-in runs until SIGINT/SIGTERM, then stops and exits (1 if stopping failed). */
+function stopOnSignal(stop: () => Promise<unknown>): void {
+  const shutdown = () => {
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}
+
 const program = new Command('loom')
   .description('Loom MES — orders in, shop floor out, every unit traceable.')
   .option('-c, --config <file>', 'config file (YAML or JSON); env LOOM_CONFIG')
@@ -243,14 +255,7 @@ program
     }
     const erp = await startErpStandIn({ port, host: o.host });
     out(`ERP stand-in on ${erp.url}  (LOOM_ERP_OUTBOUND_URL=${erp.performanceUrl})`);
-    const shutdown = () => {
-      erp.stop().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-    };
-    process.once('SIGINT', shutdown);
-    process.once('SIGTERM', shutdown);
+    stopOnSignal(() => erp.stop());
   });
 
 const simCommand = program.commands.find((c) => c.name() === 'sim')!;
@@ -329,14 +334,7 @@ simCommand
         `Sparkplug edge node ${o.group}/${o.edge} → ${url.replace(/\/\/[^@/]*@/, '//***@')}` +
           (o.host ? ` (waiting for Primary Host '${o.hostId}')` : ''),
       );
-      const shutdown = () => {
-        edge.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once('SIGINT', shutdown);
-      process.once('SIGTERM', shutdown);
+      stopOnSignal(() => edge.stop());
     },
   );
 
@@ -408,14 +406,7 @@ simCommand
         `OPC UA ${parsed.options.kind} ${parsed.options.machineId} on ${machine.endpointUrl} ` +
           `(namespace ${machine.namespaceUri}, server certificate ${machine.certificateFile})`,
       );
-      const shutdown = () => {
-        machine.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once('SIGINT', shutdown);
-      process.once('SIGTERM', shutdown);
+      stopOnSignal(() => machine.stop());
     },
   );
 
