@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { startChild, type BenchChild, freePort } from './child-process.ts';
 import { summarizeProfile, type CpuProfile } from './cpu-profile.ts';
@@ -212,7 +214,13 @@ export async function benchCompletions(
         () => loomRun(opIds.slice(from, from + opts.count)),
         requests,
       );
-      if (opts.profile) profile = (await loom.control('profile-stop')) as CpuProfile;
+      if (opts.profile) {
+        profile = (await loom.control('profile-stop')) as CpuProfile;
+        // The whole profile, for Chrome DevTools or speedscope: the tables below only summarise it.
+        const file = path.join(tmpdir(), `loom-completions-${Date.now()}.cpuprofile`);
+        writeFileSync(file, JSON.stringify(profile));
+        log(`  CPU profile of the Loom process written to ${file}`);
+      }
       const drained = await drainAudit(sql);
       rows.push({
         target: 'Loom',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { deferInsert, deferUpdate } from '../../src/adapters/db/postgres-deferred-writes.ts';
+import { deferInsert, deferUpdate, takeDeferred } from '../../src/adapters/db/postgres-deferred-writes.ts';
 import { migrate } from '../../src/adapters/db/migrate.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
@@ -140,6 +140,70 @@ describe('PostgreSQL pool and migrations', () => {
       [id],
     );
     assert.deepEqual(after.rows[0], { display_name: 'second', must_change_password: true });
+  });
+
+  it('applies one deferred update to several rows at commit', async () => {
+    const r = await d.db.query<{ id: number }>(
+      `INSERT INTO users (username, display_name, password_hash, roles)
+       VALUES ('multi1', 'P', 'x', '{operator}'), ('multi2', 'P', 'x', '{operator}'), ('multi3', 'P', 'x', '{operator}')
+       RETURNING id`,
+    );
+    const [a, b, c] = r.rows.map((row) => row.id);
+    await d.db.transaction(async (tx) => {
+      deferUpdate(tx, 'users' as 'order_operations', a!, { display_name: 'A' });
+      deferUpdate(tx, 'users' as 'order_operations', c!, { display_name: 'C' });
+    });
+    const after = await d.db.query<{ id: number; display_name: string }>(
+      'SELECT id, display_name FROM users WHERE id = ANY($1) ORDER BY id',
+      [[a, b, c]],
+    );
+    assert.deepEqual(
+      after.rows.map((row) => row.display_name),
+      ['A', 'P', 'C'],
+      'the two rows named change, the one between them does not',
+    );
+  });
+
+  it('finds the rows of deferred updates by primary key, even in a plan made while the table was small', async () => {
+    // Session 11: `UPDATE … FROM jsonb_populate_recordset(…) WHERE t.id = x.id` was planned (the
+    // function is estimated at 100 rows) as a hash join over a sequential scan of the table, and the
+    // generic plan stayed cached per connection: every completion read every operation.
+    const plans: string[] = [];
+    await assert.rejects(
+      d.db.transaction(async (tx) => {
+        await tx.query(
+          `INSERT INTO users (username, display_name, password_hash, roles)
+           SELECT 'bulk' || g, 'B', 'x', '{operator}' FROM generate_series(1, 3000) g`,
+        );
+        await tx.query('ANALYZE users');
+        await tx.query('SET LOCAL plan_cache_mode = force_generic_plan');
+        const shapes = [[{ display_name: 'one row' }], [{ display_name: 'two' }, { display_name: 'rows' }]];
+        for (const [n, patches] of shapes.entries()) {
+          patches.forEach((patch, i) => deferUpdate(tx, 'users' as 'order_operations', i + 1, patch));
+          const statement = takeDeferred(tx)!;
+          const values = statement.values ?? [];
+          await tx.query(`PREPARE plan_test_${n} AS ${statement.text}`);
+          // EXECUTE takes its arguments as SQL: the JSON text, an id or an array of ids.
+          const literal = (v: unknown): string =>
+            Array.isArray(v)
+              ? `ARRAY[${v.join(',')}]`
+              : typeof v === 'number'
+                ? String(v)
+                : `'${String(v).replaceAll("'", "''")}'`;
+          const plan = await tx.query<{ 'QUERY PLAN': unknown }>(
+            `EXPLAIN (FORMAT JSON) EXECUTE plan_test_${n}(${values.map(literal).join(', ')})`,
+          );
+          plans.push(JSON.stringify(plan.rows[0]?.['QUERY PLAN']));
+        }
+        throw new Error('roll back');
+      }),
+      /roll back/,
+    );
+    assert.equal(plans.length, 2);
+    for (const plan of plans) {
+      assert.match(plan, /"Index Name":"users_pkey"/, plan);
+      assert.doesNotMatch(plan, /Seq Scan/, plan);
+    }
   });
 
   it('runs COPY on a connection that is not pipelined', async () => {

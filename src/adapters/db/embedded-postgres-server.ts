@@ -23,6 +23,11 @@ export interface EmbeddedPostgresOptions {
   /** Folder of the cluster (created if missing). */
   readonly dataDir: string;
   readonly log?: (line: string) => void;
+  /**
+   * More server settings as `name=value`, after Loom's own (for measuring: e.g.
+   * `shared_preload_libraries=pg_stat_statements`). Not settable from Loom's configuration.
+   */
+  readonly settings?: readonly string[];
 }
 
 export interface EmbeddedPostgres {
@@ -242,6 +247,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       `-c synchronous_commit=on`,
       `-c max_connections=100`,
       `-c shared_buffers=64MB`,
+      ...(options.settings ?? []).map((s) => `-c ${s}`),
     ].join(' ');
     await run(bin.pgCtl, ['start', '-D', pgData, '-l', logFile, '-w', '-t', '60', '-o', pgOptions], ids);
     const pid = await postmasterPid(pgData);

@@ -83,9 +83,18 @@ export function prepared(text: string, values: unknown[]): pg.QueryConfig {
  * pipelined COMMIT) follows it on the wire.
  */
 export function flushDeferred(client: pg.PoolClient): Promise<unknown> {
+  const statement = takeDeferred(client);
+  return statement ? client.query(statement) : Promise.resolve();
+}
+
+/**
+ * The one statement that writes every buffered row of the transaction, which it takes out of the
+ * buffer (undefined when nothing is buffered). Exported for the plan test; use flushDeferred.
+ */
+export function takeDeferred(client: pg.PoolClient): pg.QueryConfig | undefined {
   const buffer = buffers.get(client);
   buffers.delete(client);
-  if (!buffer) return Promise.resolve();
+  if (!buffer) return undefined;
   const parts: string[] = [];
   const values: unknown[] = [];
   for (const [table, rows] of buffer.updates) {
@@ -99,14 +108,27 @@ export function flushDeferred(client: pg.PoolClient): Promise<unknown> {
       else byColumns.set(key, [row]);
     }
     for (const [key, group] of byColumns) {
-      values.push(JSON.stringify(group));
       const sets = key
         .split(',')
         .map((c) => `${c} = x.${c}`)
         .join(', ');
-      parts.push(
-        `UPDATE ${table} AS t SET ${sets} FROM jsonb_populate_recordset(NULL::${table}, $${values.length}::jsonb) AS x WHERE t.id = x.id`,
-      );
+      // The row(s) are found by primary key whatever the planner thinks of the table's size. A plain
+      // join with jsonb_populate_recordset (estimated 100 rows) was planned as a hash join over a
+      // sequential scan of the whole table while it was small, and that generic plan stayed cached
+      // on the connection as the table grew: every completion read every operation (session 11).
+      if (group.length === 1) {
+        values.push(JSON.stringify(group[0]));
+        parts.push(
+          `UPDATE ${table} AS t SET ${sets} FROM jsonb_populate_record(NULL::${table}, $${values.length}::jsonb) AS x WHERE t.id = $${values.length + 1}::bigint AND t.id = x.id`,
+        );
+        values.push(group[0]!.id);
+      } else {
+        values.push(JSON.stringify(group));
+        parts.push(
+          `UPDATE ${table} AS t SET ${sets} FROM jsonb_populate_recordset(NULL::${table}, $${values.length}::jsonb) AS x WHERE t.id = ANY($${values.length + 1}::bigint[]) AND t.id = x.id`,
+        );
+        values.push(group.map((row) => row.id));
+      }
     }
   }
   for (const [table, { columns, rows }] of buffer.inserts) {
@@ -117,10 +139,10 @@ export function flushDeferred(client: pg.PoolClient): Promise<unknown> {
       `INSERT INTO ${table} (${cols}) SELECT ${cols} FROM jsonb_populate_recordset(NULL::${table}, $${values.length}::jsonb)`,
     );
   }
-  if (parts.length === 0) return Promise.resolve();
+  if (parts.length === 0) return undefined;
   const last = parts.pop()!;
   const sql = parts.length ? `WITH ${parts.map((p, i) => `w${i} AS (${p})`).join(', ')} ${last}` : last;
-  return client.query(prepared(sql, values));
+  return prepared(sql, values);
 }
 
 /** Drops the buffer of a transaction that rolls back. */
