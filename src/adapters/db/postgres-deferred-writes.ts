@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { prepared } from './postgres-prepared.ts';
 
 /**
  * Writes of a transaction that nothing reads back before commit, buffered per transaction and sent
@@ -59,22 +59,6 @@ export function deferUpdate(
   const row = rows.get(id) ?? {};
   for (const [column, value] of Object.entries(patch)) if (value !== undefined) row[column] = value;
   rows.set(id, row);
-}
-
-const statementNames = new Map<string, string>();
-
-/**
- * A named (server-side prepared) statement for `text`: PostgreSQL parses and plans it once per
- * connection instead of on every call, which was a third of its CPU on the completion path
- * (perf, ADR 0011). Only for statements whose text comes from a bounded set of shapes.
- */
-export function prepared(text: string, values: unknown[]): pg.QueryConfig {
-  let name = statementNames.get(text);
-  if (!name) {
-    name = `loom_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
-    statementNames.set(text, name);
-  }
-  return { name, text, values };
 }
 
 /**

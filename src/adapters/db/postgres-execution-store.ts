@@ -11,7 +11,8 @@ import { formatQuantity, quantityFromDb } from '../../domain/shared/quantity.ts'
 import type { OperationState } from '../../domain/work-order/operation-state.ts';
 import type { OrderState } from '../../domain/work-order/order-state.ts';
 import type { Database, Queryable } from './postgres-pool.ts';
-import { deferInsert, deferUpdate, prepared } from './postgres-deferred-writes.ts';
+import { deferInsert, deferUpdate } from './postgres-deferred-writes.ts';
+import { prepared } from './postgres-prepared.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 
 interface OrderRow {

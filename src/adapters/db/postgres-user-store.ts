@@ -1,6 +1,7 @@
 import type { ApiTokenRecord, UserRecord, UserStore } from '../../app/ports.ts';
 import type { Role } from '../../domain/auth/roles.ts';
 import type { Database } from './postgres-pool.ts';
+import { prepared } from './postgres-prepared.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 
 interface UserRow {
@@ -79,8 +80,7 @@ export function postgresUserStore(db: Database): UserStore {
     },
     async findById(tx, id, forUpdate = false) {
       const r = await q(tx).query<UserRow>(
-        `SELECT ${USER_COLUMNS} FROM users WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
-        [id],
+        prepared(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]),
       );
       return r.rows[0] ? toUser(r.rows[0]) : null;
     },
@@ -132,12 +132,15 @@ export function postgresUserStore(db: Database): UserStore {
       const r = await db.pool.query<
         UserRow & { s_created_at: Date; last_seen_at: Date; expires_at: Date; revoked_at: Date | null }
       >(
-        `SELECT ${USER_COLUMNS.split(',')
-          .map((c) => `u.${c.trim()}`)
-          .join(', ')},
-                s.created_at AS s_created_at, s.last_seen_at, s.expires_at, s.revoked_at
-           FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1`,
-        [tokenHash],
+        // Every request with a session asks this: prepared, so it is not planned each time.
+        prepared(
+          `SELECT ${USER_COLUMNS.split(',')
+            .map((c) => `u.${c.trim()}`)
+            .join(', ')},
+                  s.created_at AS s_created_at, s.last_seen_at, s.expires_at, s.revoked_at
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1`,
+          [tokenHash],
+        ),
       );
       const row = r.rows[0];
       if (!row) return null;
@@ -177,8 +180,10 @@ export function postgresUserStore(db: Database): UserStore {
     },
     async findToken(tokenHash) {
       const r = await db.pool.query<TokenRow & { uid: number }>(
-        `SELECT ${TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1`,
-        [tokenHash],
+        prepared(
+          `SELECT ${TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1`,
+          [tokenHash],
+        ),
       );
       const row = r.rows[0];
       if (!row) return null;
