@@ -296,6 +296,33 @@ describe('forward trace and recall', () => {
     assert.deepEqual(back.children, []);
     assert.equal(trace.edges, 2);
   });
+
+  it('stops at the depth limit on a chain longer than any real bill of materials, and says so', async () => {
+    const db = t.database.db;
+    // DEEP-0 ← DEEP-1 ← … ← DEEP-55: 55 levels, 5 more than the limit of 50.
+    await db.query(
+      `INSERT INTO lots (id, kind, material_id, quantity, unit_id, status)
+       SELECT 'DEEP-' || g, 'lot', 'steel-coil', 1, 'kg', 'Released' FROM generate_series(0, 55) g`,
+    );
+    await db.query(
+      `INSERT INTO genealogy_edges (from_lot, to_lot, kind, quantity, actor)
+       SELECT 'DEEP-' || (g + 1), 'DEEP-' || g, 'consume', 1, 'test' FROM generate_series(0, 54) g`,
+    );
+    const trace = await ok('GET', '/api/trace/backward/DEEP-0', qa);
+    assert.equal(trace.edges, 50);
+    assert.equal(trace.depthLimit, 50);
+    assert.equal(trace.depthLimitReached, true);
+    let node = trace.root as Node;
+    for (let level = 1; level <= 50; level++) {
+      assert.equal(node.children.length, 1, `level ${level}`);
+      node = node.children[0]!;
+      assert.equal(node.lot.id, `DEEP-${level}`);
+    }
+    assert.deepEqual(node.children, [], 'nothing below the limit');
+    const short = await ok('GET', '/api/trace/backward/DEEP-10', qa);
+    assert.equal(short.edges, 45);
+    assert.equal(short.depthLimitReached, false);
+  });
 });
 
 describe('loom trace', () => {
