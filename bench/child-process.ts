@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -37,13 +38,22 @@ export async function freePort(): Promise<number> {
  * Runs `script` (a file in bench/) in its own Node process, so the server and the load generator
  * do not share an event loop. `config` reaches the child as JSON in argv.
  */
+/** The node flags on the shebang of bin/loom.js (`#!/usr/bin/env -S node <flags>`). */
+export function loomNodeFlags(): string[] {
+  const first = readFileSync(fileURLToPath(new URL('../bin/loom.js', import.meta.url)), 'utf8').split(
+    '\n',
+  )[0]!;
+  return first.split(/\s+/).filter((word) => word.startsWith('--'));
+}
+
 export async function startChild(
   script: string,
   config: unknown,
   opts: { cpuProfDir?: string; timeoutMs?: number } = {},
 ): Promise<BenchChild> {
   const file = fileURLToPath(new URL(script, import.meta.url));
-  const execArgv = ['--import', 'tsx'];
+  // The Loom server runs with the node flags `loom start` has (bin/loom.js's first line).
+  const execArgv = ['--import', 'tsx', ...(script.includes('loom-server-child') ? loomNodeFlags() : [])];
   if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
   const child: ChildProcess = fork(file, [JSON.stringify(config)], {
     execArgv,
