@@ -17,7 +17,8 @@ interface EdgeRow {
   kind: GenealogyKind;
   quantity: string;
   depth: number;
-  at: Date;
+  /** ISO 8601 UTC with milliseconds, as PostgreSQL formats it (no Date parsed per edge). */
+  at: string;
   actor: string;
   person_id: string | null;
   person_name: string | null;
@@ -67,7 +68,8 @@ export function walkSql(direction: 'backward' | 'forward'): string {
             UNION
             SELECT e.${next} FROM reached r JOIN genealogy_edges e ON e.${start} = r.lot
           )
-          SELECT e.id, e.from_lot, e.to_lot, e.kind, e.quantity::text AS quantity, 0 AS depth, e.at, e.actor,
+          SELECT e.id, e.from_lot, e.to_lot, e.kind, e.quantity::text AS quantity, 0 AS depth,
+                 to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at, e.actor,
                  e.person_id, p.name AS person_name, e.equipment_id, e.operation_pk
             FROM genealogy_edges e LEFT JOIN persons p ON p.id = e.person_id
            WHERE e.${start} IN (SELECT lot FROM reached)`;

@@ -107,7 +107,8 @@ export interface GenealogyEdgeRecord {
   readonly kind: GenealogyKind;
   readonly quantity: Quantity;
   readonly depth: number;
-  readonly at: Date;
+  /** When the edge was written: ISO 8601 in UTC with milliseconds. */
+  readonly at: string;
   readonly actor: string;
   readonly personId: string | null;
   readonly personName: string | null;

@@ -98,7 +98,7 @@ const edgeOut = (e: GenealogyEdgeRecord, operation: OperationView | null): Trace
   from: e.fromLot,
   to: e.toLot,
   quantity: formatQuantity(e.quantity),
-  at: e.at.toISOString(),
+  at: e.at,
   actor: e.actor,
   person: e.personId === null ? null : { id: e.personId, name: e.personName },
   equipment: e.equipmentId,
