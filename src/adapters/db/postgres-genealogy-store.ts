@@ -6,7 +6,7 @@ import type {
   LotStatus,
   QualityResultRecord,
 } from '../../app/material/material-ports.ts';
-import { formatQuantity, quantityFromDb } from '../../domain/shared/quantity.ts';
+import { formatQuantity } from '../../domain/shared/quantity.ts';
 import type { Database } from './postgres-pool.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 
@@ -68,7 +68,7 @@ export function walkSql(direction: 'backward' | 'forward'): string {
             UNION
             SELECT e.${next} FROM reached r JOIN genealogy_edges e ON e.${start} = r.lot
           )
-          SELECT e.id, e.from_lot, e.to_lot, e.kind, e.quantity::text AS quantity, 0 AS depth,
+          SELECT e.id, e.from_lot, e.to_lot, e.kind, trim_scale(e.quantity)::text AS quantity, 0 AS depth,
                  to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at, e.actor,
                  e.person_id, p.name AS person_name, e.equipment_id, e.operation_pk
             FROM genealogy_edges e LEFT JOIN persons p ON p.id = e.person_id
@@ -173,7 +173,7 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
           client.query<LotRow>({
             name: opts?.outgoing ? 'loom_genealogy_lots_outgoing' : 'loom_genealogy_lots',
             text: `SELECT l.id, l.kind, l.material_id, m.name AS material_name, m.class AS material_class,
-                          l.quantity::text AS quantity, l.unit_id, l.status, l.order_id, l.supplier_lot
+                          trim_scale(l.quantity)::text AS quantity, l.unit_id, l.status, l.order_id, l.supplier_lot
                           ${opts?.outgoing ? ', EXISTS (SELECT 1 FROM genealogy_edges g WHERE g.from_lot = l.id) AS has_outgoing' : ''}
                      FROM lots l JOIN material_definitions m ON m.id = l.material_id
                     WHERE l.id = ANY($1::text[])`,
@@ -209,7 +209,7 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
               fromLot: e.from_lot,
               toLot: e.to_lot,
               kind: e.kind,
-              quantity: quantityFromDb(e.quantity),
+              quantity: e.quantity,
               depth: e.depth,
               at: e.at,
               actor: e.actor,
@@ -234,7 +234,7 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
             materialId: l.material_id,
             materialName: l.material_name,
             materialClass: l.material_class,
-            quantity: quantityFromDb(l.quantity),
+            quantity: l.quantity,
             unitId: l.unit_id,
             status: l.status,
             orderId: l.order_id,

@@ -105,7 +105,8 @@ export interface GenealogyEdgeRecord {
   readonly fromLot: string;
   readonly toLot: string;
   readonly kind: GenealogyKind;
-  readonly quantity: Quantity;
+  /** Shortest exact decimal text (12.5, 3), as formatQuantity writes it. */
+  readonly quantity: string;
   readonly depth: number;
   /** When the edge was written: ISO 8601 in UTC with milliseconds. */
   readonly at: string;
@@ -141,7 +142,8 @@ export interface TraceLot {
   readonly materialId: string;
   readonly materialName: string;
   readonly materialClass: string;
-  readonly quantity: Quantity;
+  /** Shortest exact decimal text (12.5, 3), as formatQuantity writes it. */
+  readonly quantity: string;
   readonly unitId: string;
   readonly status: LotStatus;
   readonly orderId: string | null;

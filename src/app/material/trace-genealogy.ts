@@ -1,4 +1,3 @@
-import { formatQuantity } from '../../domain/shared/quantity.ts';
 import { ok, type Result } from '../../domain/shared/result.ts';
 import { lotNotFound } from './lot-view.ts';
 import type {
@@ -83,7 +82,7 @@ const lotOut = (l: TraceLot): TraceLotView => ({
   material: l.materialId,
   materialName: l.materialName,
   materialClass: l.materialClass,
-  quantity: formatQuantity(l.quantity),
+  quantity: l.quantity,
   unit: l.unitId,
   status: l.status,
   orderId: l.orderId,
@@ -97,7 +96,7 @@ const edgeOut = (e: GenealogyEdgeRecord, operation: OperationView | null): Trace
   kind: e.kind,
   from: e.fromLot,
   to: e.toLot,
-  quantity: formatQuantity(e.quantity),
+  quantity: e.quantity,
   at: e.at,
   actor: e.actor,
   person: e.personId === null ? null : { id: e.personId, name: e.personName },
