@@ -281,6 +281,13 @@ export async function benchCompletions(
           l.result.perSecond / rows.find((b) => b.target === 'baseline' && b.run === l.run)!.result.perSecond,
       );
     const pairRatio = median(pairRatios);
+    // CPU is what bounds throughput when everything shares 2 cores, and it drifts less than
+    // requests per second: baseline CPU per request (server + PostgreSQL) over Loom's, per pair.
+    const cpuOf = (r: RunRow) => r.cpu.server + r.cpu.postgres;
+    const cpuRatios = rows
+      .filter((r) => r.target === 'Loom')
+      .map((l) => cpuOf(rows.find((b) => b.target === 'baseline' && b.run === l.run)!) / cpuOf(l));
+    const cpuRatio = median(cpuRatios);
 
     const parts: string[] = [];
     parts.push(
@@ -309,6 +316,13 @@ export async function benchCompletions(
             '',
             '',
             pairRatio >= 0.5 ? 'yes (≥ 50 %)' : 'no (< 50 %)',
+          ],
+          [
+            'baseline / Loom CPU per request, server + PostgreSQL (median of the pairs)',
+            `${(cpuRatio * 100).toFixed(0)} % (${cpuRatios.map((x) => (x * 100).toFixed(0)).join(', ')})`,
+            '',
+            '',
+            '',
           ],
         ],
       ),
