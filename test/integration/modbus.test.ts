@@ -77,7 +77,7 @@ after(async () => {
   for (const h of harnesses) await h.poller.stop();
 });
 
-function harness(opts: { timeoutMs?: number; reconnectMs?: number } = {}): Harness {
+function harness(opts: { timeoutMs?: number; reconnectMs?: number; maxReconnectMs?: number } = {}): Harness {
   const connectivity = new ConnectivityRegistry(systemClock);
   const samples: TagSample[] = [];
   const logs: Harness['logs'] = [];
@@ -92,6 +92,7 @@ function harness(opts: { timeoutMs?: number; reconnectMs?: number } = {}): Harne
     logger,
     timeoutMs: opts.timeoutMs ?? 500,
     reconnectMs: opts.reconnectMs ?? 100,
+    ...(opts.maxReconnectMs === undefined ? {} : { maxReconnectMs: opts.maxReconnectMs }),
   });
   const entry = (port: number) =>
     connectivity.list().find((e) => e.kind === 'modbus-device' && e.id === `127.0.0.1:${port}/1`);
@@ -341,6 +342,29 @@ describe('Modbus TCP poller faults', { skip: SKIP }, () => {
     d.faults.wrongTransactionId(false);
     await waitFor('data again', () => h.latest(strokes)?.quality === 'good');
     await h.poller.stop();
+  });
+
+  it('keeps nothing of a failed connection attempt: a device offline for days leaks no listener or socket', async () => {
+    // Session 11: every attempt passed the poller's AbortSignal to the socket, and node only
+    // removes that listener when the signal aborts, so each retry left one behind, with its socket.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const h = harness({ reconnectMs: 1, maxReconnectMs: 2, timeoutMs: 200 });
+      const deadPort = await freePort();
+      h.poller.setSignals([signal(deadPort, { table: 'holding', address: 0, type: 'uint16', pollMs: 50 })]);
+      await waitFor('30 failed attempts', () => h.counter(deadPort, 'connectFailures') >= 30);
+      await h.poller.stop();
+      await sleep(50);
+      assert.deepEqual(
+        warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
+        [],
+        'one abort listener per attempt was left on the poller signal',
+      );
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   it('stop() closes every connection and timer, also of a device that is reconnecting', async () => {

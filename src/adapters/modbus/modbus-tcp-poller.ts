@@ -140,22 +140,34 @@ class MbapConnection {
     onEvent: (e: ConnectionEvent, detail: string) => void,
   ): Promise<MbapConnection | { error: string }> {
     return new Promise((resolve) => {
-      const socket = new Socket({ signal });
+      if (signal.aborted) return resolve({ error: 'stopped' });
+      // The stop signal only matters while connecting (a connection is closed by the poller). It
+      // is not given to the socket: node removes a socket's abort listener only when the signal
+      // aborts, so every attempt of a device offline for days would leave one, with its socket.
+      const socket = new Socket();
+      const settle = (outcome: MbapConnection | { error: string }) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(outcome);
+      };
+      const onAbort = () => {
+        socket.destroy();
+        settle({ error: 'stopped' });
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
       const timer = setTimeout(() => {
         socket.destroy();
-        resolve({ error: `connect timed out after ${timeoutMs} ms` });
+        settle({ error: `connect timed out after ${timeoutMs} ms` });
       }, timeoutMs);
       socket.once('error', (e: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
         socket.destroy();
-        resolve({ error: e.code ?? e.message });
+        settle({ error: e.code ?? e.message });
       });
       socket.connect({ host, port }, () => {
-        clearTimeout(timer);
         socket.removeAllListeners('error');
         socket.setNoDelay(true);
         socket.setKeepAlive(true, 10_000);
-        resolve(new MbapConnection(socket, onEvent));
+        settle(new MbapConnection(socket, onEvent));
       });
     });
   }
