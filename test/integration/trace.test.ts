@@ -319,6 +319,9 @@ describe('forward trace and recall', () => {
       assert.equal(node.lot.id, `DEEP-${level}`);
     }
     assert.deepEqual(node.children, [], 'nothing below the limit');
+    const exact = await ok('GET', '/api/trace/backward/DEEP-5', qa);
+    assert.equal(exact.edges, 50, 'exactly as deep as the limit');
+    assert.equal(exact.depthLimitReached, false, 'nothing lies beyond it');
     const short = await ok('GET', '/api/trace/backward/DEEP-10', qa);
     assert.equal(short.edges, 45);
     assert.equal(short.depthLimitReached, false);

@@ -202,6 +202,8 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
           return list;
         };
         return {
+          // Every walked row is reachable; one left out by byDepth lies beyond maxDepth.
+          truncated: edges.length < walked.rows.length,
           edges: edges.map((e): GenealogyEdgeRecord => {
             const op = e.operation_pk === null ? undefined : ops.get(e.operation_pk);
             return {

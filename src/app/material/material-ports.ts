@@ -165,13 +165,14 @@ export interface GenealogyStore {
    * Every edge reachable from `lotId` (backward: towards what it was made from; forward: towards
    * what it went into), each once, with its smallest depth, ordered by depth; walks at most
    * `maxDepth` levels. With the lots at both ends of every edge and `lotId` itself (absent when it
-   * does not exist); `outgoing` also fills each lot's `hasOutgoing`.
+   * does not exist); `outgoing` also fills each lot's `hasOutgoing`. `truncated`: edges beyond
+   * `maxDepth` were left out.
    */
   trace(
     lotId: string,
     direction: 'backward' | 'forward',
     maxDepth: number,
     opts?: { outgoing?: boolean },
-  ): Promise<{ edges: GenealogyEdgeRecord[]; lots: TraceLot[] }>;
+  ): Promise<{ edges: GenealogyEdgeRecord[]; lots: TraceLot[]; truncated: boolean }>;
   orders(ids: readonly string[]): Promise<OrderSummary[]>;
 }

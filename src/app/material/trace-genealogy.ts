@@ -168,7 +168,7 @@ export class GenealogyTrace {
       lots: lots.size,
       edges: edges.length,
       depthLimit: TRACE_DEPTH_LIMIT,
-      depthLimitReached: edges.some((e) => e.depth >= TRACE_DEPTH_LIMIT),
+      depthLimitReached: found.truncated,
     });
   }
 
