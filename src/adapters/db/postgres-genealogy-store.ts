@@ -6,6 +6,7 @@ import type {
   LotStatus,
   QualityResultRecord,
 } from '../../app/material/material-ports.ts';
+import { groupBy } from '../../domain/shared/group-by.ts';
 import { formatQuantity } from '../../domain/shared/quantity.ts';
 import type { Database } from './postgres-pool.ts';
 import { asPg } from './postgres-unit-of-work.ts';
@@ -85,13 +86,7 @@ function byDepth(
   direction: 'backward' | 'forward',
   maxDepth: number,
 ): EdgeRow[] {
-  const from = new Map<string, EdgeRow[]>();
-  for (const row of rows) {
-    const at = direction === 'backward' ? row.to_lot : row.from_lot;
-    const list = from.get(at);
-    if (list) list.push(row);
-    else from.set(at, [row]);
-  }
+  const from = groupBy(rows, (row) => (direction === 'backward' ? row.to_lot : row.from_lot));
   const out: EdgeRow[] = [];
   const seen = new Set<string>([root]);
   let level = [root];
@@ -181,12 +176,7 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
           }),
         ]);
         const ops = new Map((operations?.rows ?? []).map((o) => [o.id, o]));
-        const results = new Map<number, (QualityResultRecord & { operationPk: number })[]>();
-        for (const row of quality?.rows ?? []) {
-          const list = results.get(row.operationPk);
-          if (list) list.push(row);
-          else results.set(row.operationPk, [row]);
-        }
+        const results = groupBy(quality?.rows ?? [], (row) => row.operationPk);
         // The edges into one lot share their operation's results: one array for all of them.
         const shared = new Map<string, QualityResultRecord[]>();
         const resultsFor = (opPk: number | null, toLot: string): QualityResultRecord[] => {

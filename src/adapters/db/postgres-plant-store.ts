@@ -20,6 +20,7 @@ import type {
 import type { Database, Queryable } from './postgres-pool.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 import { sourceTagOf, type Signal } from '../../domain/signal/signal.ts';
+import { groupBy } from '../../domain/shared/group-by.ts';
 
 /** Any constant, distinct from the migration and audit locks: serialises plant-model writers. */
 const PLANT_MODEL_LOCK = 0x504c4e54; // 'PLNT'
@@ -414,17 +415,6 @@ function productRepository(db: Database): PlantRepository<Product> {
     remove: (tx, id) => removeRow(asPg(tx), 'products', id),
     referrers: async () => [],
   };
-}
-
-function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const row of rows) {
-    const k = key(row);
-    const group = groups.get(k);
-    if (group) group.push(row);
-    else groups.set(k, [row]);
-  }
-  return groups;
 }
 
 /** The plant model on PostgreSQL (migration 0002). */

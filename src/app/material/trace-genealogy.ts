@@ -1,3 +1,4 @@
+import { groupBy } from '../../domain/shared/group-by.ts';
 import { ok, type Result } from '../../domain/shared/result.ts';
 import { lotNotFound } from './lot-view.ts';
 import type {
@@ -138,13 +139,7 @@ export class GenealogyTrace {
     const lots = new Map(found.lots.map((l) => [l.id, lotOut(l)]));
     if (!lots.has(id)) return lotNotFound(id);
     const edges = found.edges;
-    const next = new Map<string, GenealogyEdgeRecord[]>();
-    for (const e of edges) {
-      const at = direction === 'backward' ? e.toLot : e.fromLot;
-      const list = next.get(at);
-      if (list) list.push(e);
-      else next.set(at, [e]);
-    }
+    const next = groupBy(edges, (e) => (direction === 'backward' ? e.toLot : e.fromLot));
     const operationOf = operationViews();
     const expanded = new Set<string>();
     // Every node has the same four properties (undefined ones are left out of the JSON): one
