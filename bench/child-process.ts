@@ -34,10 +34,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/**
- * Runs `script` (a file in bench/) in its own Node process, so the server and the load generator
- * do not share an event loop. `config` reaches the child as JSON in argv.
- */
 /** The node flags on the shebang of bin/loom.js (`#!/usr/bin/env -S node <flags>`). */
 export function loomNodeFlags(): string[] {
   const first = readFileSync(fileURLToPath(new URL('../bin/loom.js', import.meta.url)), 'utf8').split(
@@ -46,6 +42,10 @@ export function loomNodeFlags(): string[] {
   return first.split(/\s+/).filter((word) => word.startsWith('--'));
 }
 
+/**
+ * Runs `script` (a file in bench/) in its own Node process, so the server and the load generator
+ * do not share an event loop. `config` reaches the child as JSON in argv.
+ */
 export async function startChild(
   script: string,
   config: unknown,

@@ -96,23 +96,18 @@ export function takeDeferred(client: pg.PoolClient): pg.QueryConfig | undefined 
         .split(',')
         .map((c) => `${c} = x.${c}`)
         .join(', ');
-      // The row(s) are found by primary key whatever the planner thinks of the table's size. A plain
-      // join with jsonb_populate_recordset (estimated 100 rows) was planned as a hash join over a
-      // sequential scan of the whole table while it was small, and that generic plan stayed cached
-      // on the connection as the table grew: every completion read every operation (session 11).
-      if (group.length === 1) {
-        values.push(JSON.stringify(group[0]));
-        parts.push(
-          `UPDATE ${table} AS t SET ${sets} FROM jsonb_populate_record(NULL::${table}, $${values.length}::jsonb) AS x WHERE t.id = $${values.length + 1}::bigint AND t.id = x.id`,
-        );
-        values.push(group[0]!.id);
-      } else {
-        values.push(JSON.stringify(group));
-        parts.push(
-          `UPDATE ${table} AS t SET ${sets} FROM jsonb_populate_recordset(NULL::${table}, $${values.length}::jsonb) AS x WHERE t.id = ANY($${values.length + 1}::bigint[]) AND t.id = x.id`,
-        );
-        values.push(group.map((row) => row.id));
-      }
+      // The rows are found by primary key (`t.id = ANY(…)`) whatever the planner thinks of the
+      // table's size. A plain join with jsonb_populate_recordset (estimated 100 rows) was planned
+      // as a hash join over a sequential scan of the whole table while it was small, and that
+      // generic plan stayed cached on the connection as the table grew: every completion read
+      // every operation (session 11).
+      values.push(
+        JSON.stringify(group),
+        group.map((row) => row.id),
+      );
+      parts.push(
+        `UPDATE ${table} AS t SET ${sets} FROM jsonb_populate_recordset(NULL::${table}, $${values.length - 1}::jsonb) AS x WHERE t.id = ANY($${values.length}::bigint[]) AND t.id = x.id`,
+      );
     }
   }
   for (const [table, { columns, rows }] of buffer.inserts) {
