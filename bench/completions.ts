@@ -89,6 +89,108 @@ async function drainAudit(db: pg.Client, timeoutMs = 120_000): Promise<{ backlog
 }
 
 /**
+ * Starts pg_stat_statements afresh for a profiled run; false when the server does not have it
+ * loaded (an external LOOM_BENCH_DATABASE_URL without it in shared_preload_libraries).
+ */
+async function resetStatementStats(db: pg.Client): Promise<boolean> {
+  try {
+    await db.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    await db.query('SELECT pg_stat_statements_reset()');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * PostgreSQL's side of the profiled run, from pg_stat_statements: Loom's statements with their
+ * planning and execution time and the WAL they wrote, and the WAL per request of Loom and of the
+ * baseline (its run follows Loom's), since every WAL byte is written and flushed at commit.
+ */
+async function statementStatsTables(db: pg.Client, baseUrl: string, n: number): Promise<string[]> {
+  const baseName = decodeURIComponent(new URL(baseUrl).pathname.slice(1));
+  const { rows } = await db.query<{
+    query: string;
+    calls: string;
+    plan_ms: number;
+    exec_ms: number;
+    rows: string;
+    wal_bytes: string;
+  }>(
+    `SELECT left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 110) AS query, calls, total_plan_time AS plan_ms,
+            total_exec_time AS exec_ms, rows, wal_bytes
+       FROM pg_stat_statements
+      WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+      ORDER BY total_plan_time + total_exec_time DESC LIMIT 25`,
+  );
+  const wal = await db.query<{ datname: string; wal_bytes: string; calls: string }>(
+    `SELECT d.datname, sum(s.wal_bytes)::text AS wal_bytes, sum(s.calls)::text AS calls
+       FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+      WHERE d.datname IN (current_database(), $1) GROUP BY d.datname`,
+    [baseName],
+  );
+  const walOf = (loom: boolean) =>
+    Number(wal.rows.find((r) => (r.datname === baseName) !== loom)?.wal_bytes ?? Number.NaN) / n;
+  return [
+    `
+PostgreSQL's side of the run (pg_stat_statements; times are server time per statement, lock waits included):
+`,
+    table(
+      ['statement', 'calls per completion', 'plan ms (mean)', 'exec ms (mean)', 'rows (mean)', 'WAL bytes per completion'],
+      rows.map((r) => [
+        '`' + r.query.replace(/\|/g, '\\|') + '`',
+        Number(r.calls) / n,
+        r.plan_ms / Number(r.calls),
+        r.exec_ms / Number(r.calls),
+        Number(r.rows) / Number(r.calls),
+        Number(r.wal_bytes) / n,
+      ]),
+    ),
+    `
+WAL written per request: Loom ${fmt(walOf(true))} bytes, baseline ${fmt(walOf(false))} bytes.`,
+  ];
+}
+
+async function walPosition(db: pg.Client): Promise<string> {
+  return (await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+}
+
+/**
+ * The WAL written during the Loom run by record type (pg_walinspect; the whole cluster, so the
+ * audit chainer's share is in it): which rows, index entries and full-page images a completion
+ * costs. Empty when the extension is not available.
+ */
+async function walRecordTables(db: pg.Client, range: { from: string; to: string }, n: number): Promise<string[]> {
+  try {
+    await db.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
+    const { rows } = await db.query<{
+      record_type: string;
+      count: string;
+      record_size: string;
+      fpi_size: string;
+      combined_size: string;
+    }>(
+      `SELECT "resource_manager/record_type" AS record_type, count, record_size, fpi_size, combined_size
+         FROM pg_get_wal_stats($1::pg_lsn, $2::pg_lsn, true)
+        WHERE count > 0 ORDER BY combined_size DESC LIMIT 20`,
+      [range.from, range.to],
+    );
+    return [
+      `
+WAL written during the Loom run, by record type (pg_walinspect, whole cluster):
+`,
+      table(
+        ['record type', 'records per completion', 'record bytes per completion', 'full-page image bytes per completion'],
+        rows.map((r) => [r.record_type, Number(r.count) / n, Number(r.record_size) / n, Number(r.fpi_size) / n]),
+      ),
+    ];
+  } catch (e) {
+    return [`
+(WAL by record type not available: ${(e as Error).message})`];
+  }
+}
+
+/**
  * Issue #3 benchmark 1: operation completions through the HTTP API of a real Loom server, with
  * `concurrency` keep-alive clients, against a bare Fastify + pg baseline doing one comparable
  * transaction; runs alternate (Loom, baseline, Loom, …) so drift hits both alike.
@@ -202,9 +304,13 @@ export async function benchCompletions(
 
     const rows: RunRow[] = [];
     let profile: CpuProfile | undefined;
+    let statementStats = false;
+    let walRange: { from: string; to: string } | undefined;
     for (let r = 0; r < runs; r++) {
       const from = opts.warmup + r * opts.count;
       if (opts.profile) {
+        statementStats = await resetStatementStats(sql);
+        walRange = { from: await walPosition(sql), to: '' };
         await loom.control('query-stats-reset');
         await loom.control('profile-start');
       }
@@ -215,6 +321,7 @@ export async function benchCompletions(
         requests,
       );
       if (opts.profile) {
+        if (walRange) walRange.to = await walPosition(sql);
         profile = (await loom.control('profile-stop')) as CpuProfile;
         // The whole profile, for Chrome DevTools or speedscope: the tables below only summarise it.
         const file = path.join(tmpdir(), `loom-completions-${Date.now()}.cpuprofile`);
@@ -388,6 +495,8 @@ export async function benchCompletions(
             ]),
         ),
       );
+      if (statementStats) parts.push(...(await statementStatsTables(sql, baseDb.url, n)));
+      if (walRange) parts.push(...(await walRecordTables(sql, walRange, n)));
       if (profile) {
         const s = summarizeProfile(profile, 20);
         const cpuPerCompletion = s.total / n;

@@ -60,14 +60,22 @@ async function provider(adminUrl: string, mode: string, stop: () => Promise<void
  * to for CREATE/DROP DATABASE, e.g. postgres). Otherwise Loom's embedded PostgreSQL in a temporary
  * folder, removed afterwards: the setup a `loom start` without a database URL gets.
  */
-export async function openBenchPostgres(env: NodeJS.ProcessEnv): Promise<BenchPostgres> {
+export async function openBenchPostgres(
+  env: NodeJS.ProcessEnv,
+  options: { statementStats?: boolean } = {},
+): Promise<BenchPostgres> {
   const serverUrl = env.LOOM_BENCH_DATABASE_URL;
   if (serverUrl) {
     return provider(serverUrl, `server ${maskUrl(serverUrl)}`, async () => undefined);
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'loom-bench-pg-'));
   try {
-    const embedded = await startEmbeddedPostgres({ dataDir: dir, log: () => undefined });
+    // Profiled runs load pg_stat_statements (with planning time) so the statement table can show
+    // PostgreSQL's own side: it costs a little, so plain runs go without.
+    const settings = options.statementStats
+      ? ['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track_planning=on', 'pg_stat_statements.track=all']
+      : [];
+    const embedded = await startEmbeddedPostgres({ dataDir: dir, log: () => undefined, settings });
     const stop = async () => {
       await embedded.stop();
       await rm(dir, { recursive: true, force: true });

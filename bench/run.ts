@@ -47,7 +47,7 @@ deadline.unref();
 
 const log = (line: string) => console.error(line);
 const started = new Date();
-const postgres = await openBenchPostgres(process.env);
+const postgres = await openBenchPostgres(process.env, { statementStats: profile });
 const sections: string[] = [];
 let failed = false;
 try {

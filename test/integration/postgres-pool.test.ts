@@ -206,6 +206,32 @@ describe('PostgreSQL pool and migrations', () => {
     }
   });
 
+  it('executes the deferred writes with their cached generic plan instead of planning them every time', async () => {
+    // Session 12: PostgreSQL kept choosing a custom plan for the prepared write statement, so it was
+    // planned on every commit (0.26 ms of 1 ms of server time per completion, pg_stat_statements).
+    const name = `generic_${Date.now()}`;
+    for (let i = 0; i < 8; i++) {
+      await d.db.transaction(async (tx) => {
+        deferUpdate(tx, 'users' as 'order_operations', 1, { display_name: `round ${i}` });
+        deferInsert(tx, 'outbox_events', testEvent(name));
+        // Sequential transactions get the same idle connection back (pg-pool reuses the last one).
+        await tx.query('SELECT 1');
+      });
+    }
+    const stats = await d.db.transaction(
+      async (tx) =>
+        (
+          await tx.query<{ generic: number; custom: number }>(
+            `SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements
+              WHERE statement LIKE 'WITH w0 AS (UPDATE users %'`,
+          )
+        ).rows,
+    );
+    assert.equal(stats.length, 1, 'one prepared statement on the connection');
+    assert.deepEqual(stats[0], { generic: 8, custom: 0 });
+    assert.equal(await rows(`SELECT 1 FROM outbox_events WHERE aggregate_id = '${name}'`), 8);
+  });
+
   it('runs COPY on a connection that is not pipelined', async () => {
     const n = await d.db.transaction(
       async (tx) => {

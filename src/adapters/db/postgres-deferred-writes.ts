@@ -62,13 +62,23 @@ export function deferUpdate(
 }
 
 /**
+ * For the rest of the transaction (only the flush and COMMIT follow), prepared statements run their
+ * cached generic plan. PostgreSQL otherwise kept choosing a custom plan for the write statement,
+ * which means planning it again at every commit: 0.26 of about 1 ms of server time per completion
+ * (pg_stat_statements, session 12). Its generic plan finds the rows by primary key (tested).
+ */
+const GENERIC_PLANS = 'SET LOCAL plan_cache_mode = force_generic_plan';
+
+/**
  * Writes every buffered row of the transaction in one statement (resolves at once when nothing is
  * buffered). The statement is written before this returns, so a query issued right after it (the
- * pipelined COMMIT) follows it on the wire.
+ * pipelined COMMIT) follows it on the wire; so is the SET before it, in the same write.
  */
 export function flushDeferred(client: pg.PoolClient): Promise<unknown> {
   const statement = takeDeferred(client);
-  return statement ? client.query(statement) : Promise.resolve();
+  if (!statement) return Promise.resolve();
+  const generic = client.query(GENERIC_PLANS);
+  return Promise.all([generic, client.query(statement)]);
 }
 
 /**
