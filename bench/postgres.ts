@@ -72,9 +72,13 @@ export async function openBenchPostgres(
   try {
     // Profiled runs load pg_stat_statements (with planning time) so the statement table can show
     // PostgreSQL's own side: it costs a little, so plain runs go without.
-    const settings = options.statementStats
-      ? ['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track_planning=on', 'pg_stat_statements.track=all']
-      : [];
+    const settings = [
+      ...(options.statementStats
+        ? ['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track_planning=on', 'pg_stat_statements.track=all']
+        : []),
+      // LOOM_BENCH_PG_SETTINGS="shared_buffers=1GB work_mem=8MB": more server settings, for experiments.
+      ...(env.LOOM_BENCH_PG_SETTINGS ?? '').split(/\s+/).filter(Boolean),
+    ];
     const embedded = await startEmbeddedPostgres({ dataDir: dir, log: () => undefined, settings });
     const stop = async () => {
       await embedded.stop();
