@@ -123,8 +123,8 @@ async function statementStatsTables(db: pg.Client, baseUrl: string, n: number): 
       WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
       ORDER BY total_plan_time + total_exec_time DESC LIMIT 25`,
   );
-  const wal = await db.query<{ datname: string; wal_bytes: string; calls: string }>(
-    `SELECT d.datname, sum(s.wal_bytes)::text AS wal_bytes, sum(s.calls)::text AS calls
+  const wal = await db.query<{ datname: string; wal_bytes: string }>(
+    `SELECT d.datname, sum(s.wal_bytes)::text AS wal_bytes
        FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
       WHERE d.datname IN (current_database(), $1) GROUP BY d.datname`,
     [baseName],
@@ -136,7 +136,14 @@ async function statementStatsTables(db: pg.Client, baseUrl: string, n: number): 
 PostgreSQL's side of the run (pg_stat_statements; times are server time per statement, lock waits included):
 `,
     table(
-      ['statement', 'calls per completion', 'plan ms (mean)', 'exec ms (mean)', 'rows (mean)', 'WAL bytes per completion'],
+      [
+        'statement',
+        'calls per completion',
+        'plan ms (mean)',
+        'exec ms (mean)',
+        'rows (mean)',
+        'WAL bytes per completion',
+      ],
       rows.map((r) => [
         '`' + r.query.replace(/\|/g, '\\|') + '`',
         Number(r.calls) / n,
@@ -160,7 +167,11 @@ async function walPosition(db: pg.Client): Promise<string> {
  * audit chainer's share is in it): which rows, index entries and full-page images a completion
  * costs. Empty when the extension is not available.
  */
-async function walRecordTables(db: pg.Client, range: { from: string; to: string }, n: number): Promise<string[]> {
+async function walRecordTables(
+  db: pg.Client,
+  range: { from: string; to: string },
+  n: number,
+): Promise<string[]> {
   try {
     await db.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
     const { rows } = await db.query<{
@@ -180,13 +191,25 @@ async function walRecordTables(db: pg.Client, range: { from: string; to: string 
 WAL written during the Loom run, by record type (pg_walinspect, whole cluster):
 `,
       table(
-        ['record type', 'records per completion', 'record bytes per completion', 'full-page image bytes per completion'],
-        rows.map((r) => [r.record_type, Number(r.count) / n, Number(r.record_size) / n, Number(r.fpi_size) / n]),
+        [
+          'record type',
+          'records per completion',
+          'record bytes per completion',
+          'full-page image bytes per completion',
+        ],
+        rows.map((r) => [
+          r.record_type,
+          Number(r.count) / n,
+          Number(r.record_size) / n,
+          Number(r.fpi_size) / n,
+        ]),
       ),
     ];
   } catch (e) {
-    return [`
-(WAL by record type not available: ${(e as Error).message})`];
+    return [
+      `
+(WAL by record type not available: ${(e as Error).message})`,
+    ];
   }
 }
 

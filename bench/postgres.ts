@@ -74,7 +74,11 @@ export async function openBenchPostgres(
     // PostgreSQL's own side: it costs a little, so plain runs go without.
     const settings = [
       ...(options.statementStats
-        ? ['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track_planning=on', 'pg_stat_statements.track=all']
+        ? [
+            'shared_preload_libraries=pg_stat_statements',
+            'pg_stat_statements.track_planning=on',
+            'pg_stat_statements.track=all',
+          ]
         : []),
       // LOOM_BENCH_PG_SETTINGS="shared_buffers=1GB work_mem=8MB": more server settings, for experiments.
       ...(env.LOOM_BENCH_PG_SETTINGS ?? '').split(/\s+/).filter(Boolean),
