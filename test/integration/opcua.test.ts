@@ -109,7 +109,7 @@ function harness(
     },
     connectivity,
     clock: systemClock,
-    logger: pino({ level: 'silent' }),
+    logger: pino({ level: process.env.LOOM_TEST_OPCUA_LOG ?? 'silent' }),
     defaults: {
       securityMode: mode,
       securityPolicy: mode === 'None' ? 'None' : 'Basic256Sha256',
@@ -412,7 +412,11 @@ describe('OPC UA connector against the simulated oven process', () => {
         'the republished values',
         () => holes(h.of(ticks).map((s) => s.value as number)).length === 0,
         15_000,
-      );
+      ).catch((e: Error) => {
+        // Say what is missing and what the endpoint counted, for a failure seen only on CI.
+        const missing = JSON.stringify(holes(h.of(ticks).map((s) => s.value as number)));
+        throw new Error(`${e.message}: holes ${missing}; ${JSON.stringify(h.entry(url))}`);
+      });
       assert.match(
         h.entry(url)?.detail ?? '',
         /session reactivated, notifications republished, nothing lost/,
