@@ -903,13 +903,16 @@ export class OpcUaEndpoint {
     let tracked = 0;
     for (; s !== seq && tracked < MAX_TRACKED_MISSING; s = nextSeq(s), tracked++) this.#missing.set(s, now);
     if (count > tracked) this.#lostMessages(count - tracked, `${s}–${seq - 1}`, now);
-    if (tracked > 0 && this.#republishTimer === null) {
-      this.#republishTimer = setTimeout(() => {
-        this.#republishTimer = null;
-        void this.#republishMissing().catch(() => undefined);
-      }, REPUBLISH_AFTER_MS);
-      this.#republishTimer.unref();
-    }
+    if (tracked > 0) this.#scheduleRepublish();
+  }
+
+  #scheduleRepublish(): void {
+    if (this.#republishTimer !== null || this.#stopped) return;
+    this.#republishTimer = setTimeout(() => {
+      this.#republishTimer = null;
+      void this.#republishMissing().catch(() => undefined);
+    }, REPUBLISH_AFTER_MS);
+    this.#republishTimer.unref();
   }
 
   /**
@@ -918,12 +921,18 @@ export class OpcUaEndpoint {
    * the new channel first, that number has already moved past the messages lost with the old
    * channel, and they are never asked for (seen on CI as holes that never closed). The server keeps
    * every message not acknowledged (Part 4 §5.13.1.1), so asking by number brings them back; one it
-   * no longer has stays missing and expires into a gap as before.
+   * no longer has (BadMessageNotAvailable) stays missing and expires into a gap as before. While
+   * the connection is down, or when a request fails, the round ends and another follows; the
+   * grace time ends them all.
    */
   async #republishMissing(): Promise<void> {
     const session = this.#session;
     const subscription = this.#subscription;
-    if (session === null || subscription === null || this.#stopped) return;
+    if (this.#missing.size === 0 || this.#stopped) return;
+    if (session === null || subscription === null || this.#phase !== 'online') {
+      this.#scheduleRepublish();
+      return;
+    }
     const wanted = [...this.#missing.keys()].slice(0, MAX_REPUBLISH_PER_ROUND);
     let asked = 0;
     let returned = 0;
@@ -934,20 +943,30 @@ export class OpcUaEndpoint {
         subscriptionId: subscription.subscriptionId,
         retransmitSequenceNumber: seq,
       });
-      const response = await withTimeout(
-        new Promise<RepublishResponse | null>((resolve) =>
-          (session as ClientSession & ClientSessionPublishService).republish(request, (err, r) =>
-            resolve(err ? null : (r ?? null)),
+      const answer = await withTimeout(
+        new Promise<{ response?: RepublishResponse | undefined; err: Error | null }>((resolve) =>
+          (session as ClientSession & ClientSessionPublishService).republish(request, (err, response) =>
+            resolve({ err, response }),
           ),
         ),
         this.#o.requestTimeoutMs,
-      ).catch(() => null);
+      ).catch((err: Error) => ({ err, response: undefined }));
       if (this.#session !== session || this.#subscription !== subscription || this.#stopped) return;
-      const message = response?.responseHeader.serviceResult.isGood() ? response.notificationMessage : null;
-      if (message && this.#missing.has(seq)) {
-        this.#onNotifications(message);
-        returned++;
+      const message =
+        answer.err === null && answer.response?.responseHeader.serviceResult.isGood()
+          ? answer.response.notificationMessage
+          : null;
+      if (message) {
+        if (this.#missing.has(seq)) {
+          this.#onNotifications(message);
+          returned++;
+        }
+        continue;
       }
+      const reason = answer.err?.message ?? answer.response?.responseHeader.serviceResult.toString() ?? '';
+      if (/BadMessageNotAvailable/.test(reason)) continue; // gone: it expires into a gap
+      this.#scheduleRepublish();
+      break;
     }
     if (asked === 0) return;
     this.#o.logger.info(
