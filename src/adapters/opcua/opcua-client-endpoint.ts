@@ -694,6 +694,7 @@ export class OpcUaEndpoint {
       );
     }
     this.#reconcileSoon(true);
+    if (this.#missing.size > 0) this.#scheduleRepublish();
   }
 
   async #onSubscriptionTerminated(): Promise<void> {
@@ -921,18 +922,15 @@ export class OpcUaEndpoint {
    * the new channel first, that number has already moved past the messages lost with the old
    * channel, and they are never asked for (seen on CI as holes that never closed). The server keeps
    * every message not acknowledged (Part 4 §5.13.1.1), so asking by number brings them back; one it
-   * no longer has (BadMessageNotAvailable) stays missing and expires into a gap as before. While
-   * the connection is down, or when a request fails, the round ends and another follows; the
-   * grace time ends them all.
+   * no longer has (BadMessageNotAvailable) stays missing and expires into a gap as before. A failed
+   * request ends the round and another follows a second later; the grace time ends them all.
    */
   async #republishMissing(): Promise<void> {
     const session = this.#session;
     const subscription = this.#subscription;
     if (this.#missing.size === 0 || this.#stopped) return;
-    if (session === null || subscription === null || this.#phase !== 'online') {
-      this.#scheduleRepublish();
-      return;
-    }
+    // While the connection is down nothing is asked: its return (#onSessionRestored) starts a round.
+    if (session === null || subscription === null || this.#phase !== 'online') return;
     const wanted = [...this.#missing.keys()].slice(0, MAX_REPUBLISH_PER_ROUND);
     let asked = 0;
     let returned = 0;
