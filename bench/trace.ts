@@ -277,9 +277,9 @@ export async function benchTrace(
           r.failures++;
           continue;
         }
-        const body = JSON.parse(res.body) as { lots: number; edges: number };
-        r.edges.push(body.edges);
-        r.lots.push(body.lots);
+        const body = JSON.parse(res.body) as { lotCount: number; edgeCount: number };
+        r.edges.push(body.edgeCount);
+        r.lots.push(body.lotCount);
         r.bytes.push(Buffer.byteLength(res.body));
         // Where the time goes, for a sub-sample: the store alone, then the use case with JSON.
         if (r.storeMs.length < 10) {

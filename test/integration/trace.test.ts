@@ -33,22 +33,84 @@ async function ok(method: 'GET' | 'POST', url: string, cookie: string, payload?:
   return r.json();
 }
 
+interface Lot {
+  id: string;
+  material: string;
+  materialName: string;
+  materialClass: string;
+  unit: string;
+}
+interface QualityResult {
+  characteristicId: string;
+  verdict: string;
+  value: string;
+  lotId: string | null;
+}
+interface Operation {
+  id: number;
+  orderId: string;
+  operationId: string;
+  name: string;
+  workUnit: string | null;
+  qualityResults: QualityResult[];
+}
+interface Edge {
+  kind: string;
+  quantity: string;
+  from: string;
+  to: string;
+  actor: string;
+  person: { id: string; name: string } | null;
+  equipment: string | null;
+  operation: number | null;
+  at: string;
+}
+/** The tree as the API sends it: lot ids and edges, the lots and operations once beside it. */
+interface RawNode {
+  lot: string;
+  via?: Edge;
+  repeated?: boolean;
+  children: RawNode[];
+}
+interface Trace {
+  direction: string;
+  root: RawNode;
+  lots: Record<string, Lot>;
+  operations: Record<string, Operation>;
+  lotCount: number;
+  edgeCount: number;
+  depthLimit: number;
+  depthLimitReached: boolean;
+}
+/** A node with its lot, operation and the operation's results for the lot the edge went into filled in. */
 interface Node {
-  lot: { id: string; material: string; materialClass: string };
-  via?: {
-    kind: string;
-    quantity: string;
-    from: string;
-    to: string;
-    actor: string;
-    person: { id: string; name: string } | null;
-    equipment: string | null;
-    operation: { orderId: string; operationId: string; name: string; workUnit: string | null } | null;
-    qualityResults: { characteristicId: string; verdict: string; value: string }[];
-    at: string;
-  };
+  lot: Lot;
+  via?: Omit<Edge, 'operation'> & { operation: Operation | null; qualityResults: QualityResult[] };
   repeated?: boolean;
   children: Node[];
+}
+
+function resolve(trace: Trace, n: RawNode = trace.root): Node {
+  const lot = trace.lots[n.lot];
+  assert.ok(lot, `lot ${n.lot} is listed in lots`);
+  const op = n.via?.operation == null ? null : trace.operations[n.via.operation];
+  if (n.via?.operation != null) assert.ok(op, `operation ${n.via.operation} is listed in operations`);
+  return {
+    lot,
+    ...(n.via
+      ? {
+          via: {
+            ...n.via,
+            operation: op ?? null,
+            qualityResults: (op?.qualityResults ?? []).filter(
+              (q) => q.lotId === null || q.lotId === n.via!.to,
+            ),
+          },
+        }
+      : {}),
+    ...(n.repeated ? { repeated: true } : {}),
+    children: n.children.map((c) => resolve(trace, c)),
+  };
 }
 
 const find = (n: Node, id: string): Node | undefined =>
@@ -148,6 +210,15 @@ before(async () => {
      VALUES ($1, 'nugget-diameter', 'numeric', 6.1, 5, 'pass', 'WB-1', 'anna.berger')`,
     [weld1],
   );
+  // A result of the same operation for a body that went nowhere yet: no trace of CAR-1 shows it.
+  await db.query(
+    `INSERT INTO lots (id, kind, material_id, quantity, unit_id, status) VALUES ('WB-SPARE', 'lot', 'welded-body', 1, 'pcs', 'Released')`,
+  );
+  await db.query(
+    `INSERT INTO quality_results (operation_pk, characteristic_id, kind, value_numeric, lsl, verdict, lot_id, actor)
+     VALUES ($1, 'nugget-diameter', 'numeric', 4.2, 5, 'fail', 'WB-SPARE', 'anna.berger')`,
+    [weld1],
+  );
   // Order 1, op 40: produce the car first, then build into it.
   await ok('POST', `/api/operations/${asm1}/outputs`, operator, { lotId: 'CAR-1' });
   await ok('POST', `/api/operations/${asm1}/consumptions`, operator, {
@@ -188,7 +259,7 @@ describe('backward trace', () => {
   it('returns every level down to received material, with operation, person, equipment and quality on each edge', async () => {
     const trace = await ok('GET', '/api/trace/backward/CAR-1', operator);
     assert.equal(trace.direction, 'backward');
-    const root = trace.root as Node;
+    const root = resolve(trace as Trace);
     assert.equal(root.lot.id, 'CAR-1');
     assert.equal(root.lot.materialClass, 'finished');
     assert.deepEqual(root.children.map((c) => c.lot.id).sort(), ['HARN-SUP', 'WB-1']);
@@ -221,12 +292,47 @@ describe('backward trace', () => {
     );
     assert.equal(find(wb, 'SEAL-L1')!.via!.quantity, '0.6');
     assert.equal(trace.depthLimitReached, false);
-    assert.equal(trace.edges, 4);
+    assert.equal(trace.edgeCount, 4);
+  });
+
+  it('states each lot and each operation once, beside a tree of ids and edges', async () => {
+    const trace = (await ok('GET', '/api/trace/backward/CAR-1', operator)) as Trace;
+    assert.deepEqual(Object.keys(trace.lots).sort(), ['CAR-1', 'HARN-SUP', 'PANEL-L1', 'SEAL-L1', 'WB-1']);
+    assert.equal(trace.lotCount, 5);
+    assert.equal(typeof trace.root.lot, 'string');
+    assert.deepEqual(Object.keys(trace.lots['PANEL-L1']!), [
+      'id',
+      'kind',
+      'material',
+      'materialName',
+      'materialClass',
+      'quantity',
+      'unit',
+      'status',
+      'orderId',
+      'supplierLot',
+    ]);
+    assert.equal(trace.lots['PANEL-L1']!.material, 'body-panel');
+    const ops = Object.values(trace.operations);
+    assert.deepEqual(ops.map((o) => o.id).sort(), [asm1, weld1].sort());
+    const weld = trace.operations[weld1]!;
+    assert.equal(weld.workUnit, 'weld-robot-1');
+    // The weld's result for WB-1 is there; its result for a body not in this trace is not.
+    assert.deepEqual(
+      weld.qualityResults.map((q) => `${q.lotId} ${q.value} ${q.verdict}`),
+      ['WB-1 6.1 pass'],
+    );
+    // Both edges the weld wrote name it by id.
+    const wb = trace.root.children.find((c) => c.lot === 'WB-1')!;
+    assert.deepEqual(
+      wb.children.map((c) => c.via!.operation),
+      [weld1, weld1],
+    );
   });
 
   it('follows a split back to the supplier lot it came from', async () => {
     const trace = await ok('GET', '/api/trace/backward/CAR-2', operator);
-    const root = trace.root as Node;
+    const root = resolve(trace as Trace);
     assert.deepEqual(ids(root).sort(), ['CAR-2', 'HARN-SUP', 'HARN-SUP-B', 'PANEL-L1', 'WB-2']);
     const sup = find(root, 'HARN-SUP')!;
     assert.equal(sup.via!.kind, 'split');
@@ -246,7 +352,7 @@ describe('backward trace', () => {
 describe('forward trace and recall', () => {
   it('traces a supplier lot forward through every level to the cars', async () => {
     const trace = await ok('GET', '/api/trace/forward/HARN-SUP', qa);
-    const root = trace.root as Node;
+    const root = resolve(trace as Trace);
     assert.deepEqual(root.children.map((c) => c.lot.id).sort(), ['CAR-1', 'HARN-SUP-B']);
     const b = find(root, 'HARN-SUP-B')!;
     assert.deepEqual(
@@ -255,7 +361,7 @@ describe('forward trace and recall', () => {
     );
     assert.equal(b.children[0]!.via!.operation!.orderId, 'PO-T-2');
 
-    const panels = (await ok('GET', '/api/trace/forward/PANEL-L1', qa)).root as Node;
+    const panels = resolve((await ok('GET', '/api/trace/forward/PANEL-L1', qa)) as Trace);
     assert.deepEqual(ids(panels).sort(), ['CAR-1', 'CAR-2', 'PANEL-L1', 'WB-1', 'WB-2']);
     assert.equal(find(panels, 'CAR-1')!.via!.from, 'WB-1');
   });
@@ -288,13 +394,13 @@ describe('forward trace and recall', () => {
        VALUES ('LOOP-A', 'LOOP-B', 'split', 1, 'test'), ('LOOP-B', 'LOOP-A', 'split', 1, 'test')`,
     );
     const trace = await ok('GET', '/api/trace/forward/LOOP-A', qa);
-    const root = trace.root as Node;
+    const root = resolve(trace as Trace);
     assert.equal(root.children[0]!.lot.id, 'LOOP-B');
     const back = root.children[0]!.children[0]!;
     assert.equal(back.lot.id, 'LOOP-A');
     assert.equal(back.repeated, true);
     assert.deepEqual(back.children, []);
-    assert.equal(trace.edges, 2);
+    assert.equal(trace.edgeCount, 2);
   });
 
   it('stops at the depth limit on a chain longer than any real bill of materials, and says so', async () => {
@@ -309,10 +415,10 @@ describe('forward trace and recall', () => {
        SELECT 'DEEP-' || (g + 1), 'DEEP-' || g, 'consume', 1, 'test' FROM generate_series(0, 54) g`,
     );
     const trace = await ok('GET', '/api/trace/backward/DEEP-0', qa);
-    assert.equal(trace.edges, 50);
+    assert.equal(trace.edgeCount, 50);
     assert.equal(trace.depthLimit, 50);
     assert.equal(trace.depthLimitReached, true);
-    let node = trace.root as Node;
+    let node = resolve(trace as Trace);
     for (let level = 1; level <= 50; level++) {
       assert.equal(node.children.length, 1, `level ${level}`);
       node = node.children[0]!;
@@ -320,10 +426,10 @@ describe('forward trace and recall', () => {
     }
     assert.deepEqual(node.children, [], 'nothing below the limit');
     const exact = await ok('GET', '/api/trace/backward/DEEP-5', qa);
-    assert.equal(exact.edges, 50, 'exactly as deep as the limit');
+    assert.equal(exact.edgeCount, 50, 'exactly as deep as the limit');
     assert.equal(exact.depthLimitReached, false, 'nothing lies beyond it');
     const short = await ok('GET', '/api/trace/backward/DEEP-10', qa);
-    assert.equal(short.edges, 45);
+    assert.equal(short.edgeCount, 45);
     assert.equal(short.depthLimitReached, false);
   });
 });

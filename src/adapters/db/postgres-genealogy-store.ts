@@ -5,35 +5,12 @@ import type {
   LotKind,
   LotStatus,
   QualityResultRecord,
+  TraceOperation,
 } from '../../app/material/material-ports.ts';
 import { groupBy } from '../../domain/shared/group-by.ts';
 import { formatQuantity } from '../../domain/shared/quantity.ts';
 import type { Database } from './postgres-pool.ts';
 import { asPg } from './postgres-unit-of-work.ts';
-
-interface EdgeRow {
-  id: number;
-  from_lot: string;
-  to_lot: string;
-  kind: GenealogyKind;
-  quantity: string;
-  depth: number;
-  /** ISO 8601 UTC with milliseconds, as PostgreSQL formats it (no Date parsed per edge). */
-  at: string;
-  actor: string;
-  person_id: string | null;
-  person_name: string | null;
-  equipment_id: string | null;
-  operation_pk: number | null;
-}
-
-interface OperationRow {
-  id: number;
-  order_id: string;
-  operation_id: string;
-  name: string;
-  work_unit_id: string | null;
-}
 
 interface LotRow {
   id: string;
@@ -51,8 +28,9 @@ interface LotRow {
 
 /**
  * The walk's rows arrive as arrays (`rowMode: 'array'`, in walkSql's column order) and become
- * EdgeRows through one object literal: node-postgres builds row objects with a keyed store per
- * column, a third of the walk's time on a 2,243-edge tree (session 12).
+ * GenealogyEdgeRecords, the API's own shape, through one object literal: node-postgres builds
+ * row objects with a keyed store per column (a third of the walk's time on a 2,243-edge tree,
+ * session 12), and every copy of 2,000 edges is garbage the young generation must scavenge.
  */
 type EdgeTuple = [
   number,
@@ -62,26 +40,45 @@ type EdgeTuple = [
   string,
   number,
   string,
-  string,
   string | null,
   string | null,
   string | null,
   number | null,
 ];
-const edgeRow = (r: EdgeTuple): EdgeRow => ({
-  id: r[0],
-  from_lot: r[1],
-  to_lot: r[2],
-  kind: r[3],
-  quantity: r[4],
-  depth: r[5],
-  at: r[6],
-  actor: r[7],
-  person_id: r[8],
-  person_name: r[9],
-  equipment_id: r[10],
-  operation_pk: r[11],
-});
+type Person = NonNullable<GenealogyEdgeRecord['person']>;
+
+/** Edge records from the walk's rows; one person object per person. */
+function edgeRecords(rows: readonly EdgeTuple[]): GenealogyEdgeRecord[] {
+  const persons = new Map<string, Person>();
+  const personOf = (id: string | null, name: string | null): Person | null => {
+    if (id === null) return null;
+    let p = persons.get(id);
+    if (!p) {
+      p = { id, name };
+      persons.set(id, p);
+    }
+    return p;
+  };
+  const out = new Array<GenealogyEdgeRecord>(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    out[i] = {
+      id: r[0],
+      kind: r[3],
+      from: r[1],
+      to: r[2],
+      quantity: r[4],
+      // Milliseconds since the epoch, formatted here: PostgreSQL 18's to_char costs 0.7 µs a row
+      // (2.5 times PostgreSQL 15's), 1.7 ms of a 2,400-edge walk; toISOString costs a fifth of that.
+      at: new Date(r[5]).toISOString(),
+      actor: r[6],
+      person: personOf(r[7], r[8]),
+      equipment: r[9],
+      operation: r[10],
+    };
+  }
+  return out;
+}
 
 /**
  * Which end of an edge a walk starts from, per direction. The walk runs over lots, not edges:
@@ -103,43 +100,43 @@ export function walkSql(direction: 'backward' | 'forward'): string {
             UNION
             SELECT e.${next} FROM reached r JOIN genealogy_edges e ON e.${start} = r.lot
           )
-          SELECT e.id, e.from_lot, e.to_lot, e.kind, trim_scale(e.quantity)::text AS quantity, 0 AS depth,
-                 to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at, e.actor,
+          SELECT e.id, e.from_lot, e.to_lot, e.kind, trim_scale(e.quantity)::text AS quantity,
+                 floor(extract(epoch FROM e.at) * 1000)::bigint AS at_ms, e.actor,
                  e.person_id, p.name AS person_name, e.equipment_id, e.operation_pk
             FROM genealogy_edges e LEFT JOIN persons p ON p.id = e.person_id
            WHERE e.${start} IN (SELECT lot FROM reached)`;
 }
 
 /**
- * Each edge's smallest depth (1 for the edges at `root`), by breadth-first search from `root`;
- * edges deeper than `maxDepth` are left out. Ordered by depth, then id.
+ * The edges reachable from `root` within `maxDepth` levels, by breadth-first search: each edge
+ * at its smallest depth, ordered by depth, then id.
  */
 function byDepth(
   root: string,
-  rows: EdgeRow[],
+  edges: readonly GenealogyEdgeRecord[],
   direction: 'backward' | 'forward',
   maxDepth: number,
-): EdgeRow[] {
-  const from = groupBy(rows, (row) => (direction === 'backward' ? row.to_lot : row.from_lot));
-  const out: EdgeRow[] = [];
+): GenealogyEdgeRecord[] {
+  const backward = direction === 'backward';
+  const from = groupBy(edges, (e) => (backward ? e.to : e.from));
+  const out: GenealogyEdgeRecord[] = [];
   const seen = new Set<string>([root]);
   let level = [root];
   for (let depth = 1; depth <= maxDepth && level.length > 0; depth++) {
     const nextLevel: string[] = [];
-    const edges: EdgeRow[] = [];
+    const atDepth: GenealogyEdgeRecord[] = [];
     for (const lot of level) {
-      for (const row of from.get(lot) ?? []) {
-        row.depth = depth;
-        edges.push(row);
-        const to = direction === 'backward' ? row.from_lot : row.to_lot;
+      for (const e of from.get(lot) ?? []) {
+        atDepth.push(e);
+        const to = backward ? e.from : e.to;
         if (!seen.has(to)) {
           seen.add(to);
           nextLevel.push(to);
         }
       }
     }
-    edges.sort((a, b) => a.id - b.id);
-    for (const e of edges) out.push(e);
+    atDepth.sort((a, b) => a.id - b.id);
+    for (const e of atDepth) out.push(e);
     level = nextLevel;
   }
   return out;
@@ -176,29 +173,35 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
           values: [lotId],
           rowMode: 'array',
         });
-        const edges = byDepth(lotId, walked.rows.map(edgeRow), direction, maxDepth);
-        const opPks = [
-          ...new Set(edges.map((e) => e.operation_pk).filter((pk): pk is number => pk !== null)),
-        ];
-        const lotIds = [...new Set([lotId, ...edges.flatMap((e) => [e.from_lot, e.to_lot])])];
+        const edges = byDepth(lotId, edgeRecords(walked.rows), direction, maxDepth);
+        const opPks = [...new Set(edges.map((e) => e.operation).filter((pk): pk is number => pk !== null))];
+        const lotIds = [...new Set([lotId, ...edges.flatMap((e) => [e.from, e.to])])];
         const [operations, quality, lots] = await Promise.all([
           opPks.length === 0
             ? null
-            : client.query<OperationRow>({
+            : client.query<Omit<TraceOperation, 'qualityResults'>>({
                 name: 'loom_genealogy_operations',
-                text: `SELECT id, order_id, operation_id, name, work_unit_id FROM order_operations WHERE id = ANY($1::bigint[])`,
+                text: `SELECT id, order_id AS "orderId", operation_id AS "operationId", name, work_unit_id AS "workUnit"
+                         FROM order_operations WHERE id = ANY($1::bigint[]) ORDER BY id`,
                 values: [opPks],
               }),
+          // An operation's results for itself or for a lot in the trace: not those for the other
+          // hundred serials the same operation made. IN (SELECT unnest) is a hashed subplan;
+          // `= ANY($2)` compared each result with every lot of the trace, 18 % of a deep trace's
+          // PostgreSQL time.
           opPks.length === 0
             ? null
-            : client.query<QualityResultRecord & { operationPk: number }>({
+            : client.query<Omit<QualityResultRecord, 'at'> & { operationPk: number; atMs: number }>({
                 name: 'loom_genealogy_quality',
                 text: `SELECT q.operation_pk AS "operationPk", q.characteristic_id AS "characteristicId", q.kind,
                               COALESCE(q.value_numeric::text, q.value_attribute) AS value, q.lsl::text AS lsl,
                               q.usl::text AS usl, q.verdict, q.lot_id AS "lotId", q.actor,
-                              to_char(q.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
-                         FROM quality_results q WHERE q.operation_pk = ANY($1::bigint[]) ORDER BY q.id`,
-                values: [opPks],
+                              floor(extract(epoch FROM q.at) * 1000)::bigint AS "atMs"
+                         FROM quality_results q
+                        WHERE q.operation_pk = ANY($1::bigint[])
+                          AND (q.lot_id IS NULL OR q.lot_id IN (SELECT unnest($2::text[])))
+                        ORDER BY q.id`,
+                values: [opPks, lotIds],
               }),
           client.query<LotRow>({
             name: opts?.outgoing ? 'loom_genealogy_lots_outgoing' : 'loom_genealogy_lots',
@@ -210,59 +213,37 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
             values: [lotIds],
           }),
         ]);
-        const ops = new Map((operations?.rows ?? []).map((o) => [o.id, o]));
         const results = groupBy(quality?.rows ?? [], (row) => row.operationPk);
-        // The edges into one lot share their operation's results: one array for all of them.
-        const shared = new Map<string, QualityResultRecord[]>();
-        const resultsFor = (opPk: number | null, toLot: string): QualityResultRecord[] => {
-          if (opPk === null) return [];
-          const key = `${opPk} ${toLot}`;
-          let list = shared.get(key);
-          if (!list) {
-            list = (results.get(opPk) ?? [])
-              .filter((q) => q.lotId === null || q.lotId === toLot)
-              .map(({ operationPk: _pk, ...rest }) => rest);
-            shared.set(key, list);
-          }
-          return list;
-        };
         return {
           // Every walked row is reachable; one left out by byDepth lies beyond maxDepth.
           truncated: edges.length < walked.rows.length,
-          edges: edges.map((e): GenealogyEdgeRecord => {
-            const op = e.operation_pk === null ? undefined : ops.get(e.operation_pk);
-            return {
-              id: e.id,
-              fromLot: e.from_lot,
-              toLot: e.to_lot,
-              kind: e.kind,
-              quantity: e.quantity,
-              depth: e.depth,
-              at: e.at,
-              actor: e.actor,
-              personId: e.person_id,
-              personName: e.person_name,
-              equipmentId: e.equipment_id,
-              operation: op
-                ? {
-                    pk: op.id,
-                    orderId: op.order_id,
-                    operationId: op.operation_id,
-                    name: op.name,
-                    workUnitId: op.work_unit_id,
-                  }
-                : null,
-              qualityResults: resultsFor(e.operation_pk, e.to_lot),
-            };
-          }),
+          edges,
+          operations: (operations?.rows ?? []).map((o): TraceOperation => ({
+            id: o.id,
+            orderId: o.orderId,
+            operationId: o.operationId,
+            name: o.name,
+            workUnit: o.workUnit,
+            qualityResults: (results.get(o.id) ?? []).map((q): QualityResultRecord => ({
+              characteristicId: q.characteristicId,
+              kind: q.kind,
+              value: q.value,
+              lsl: q.lsl,
+              usl: q.usl,
+              verdict: q.verdict,
+              lotId: q.lotId,
+              actor: q.actor,
+              at: new Date(q.atMs).toISOString(),
+            })),
+          })),
           lots: lots.rows.map((l) => ({
             id: l.id,
             kind: l.kind,
-            materialId: l.material_id,
+            material: l.material_id,
             materialName: l.material_name,
             materialClass: l.material_class,
             quantity: l.quantity,
-            unitId: l.unit_id,
+            unit: l.unit_id,
             status: l.status,
             orderId: l.order_id,
             supplierLot: l.supplier_lot,

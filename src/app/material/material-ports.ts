@@ -100,28 +100,25 @@ export interface LotStore {
   producedBy(tx: Tx, operationPk: number): Promise<Lot[]>;
 }
 
+/**
+ * One genealogy edge as a trace returns it: already in the API's shape (ADR 0012), so the trace
+ * passes it through instead of copying it.
+ */
 export interface GenealogyEdgeRecord {
   readonly id: number;
-  readonly fromLot: string;
-  readonly toLot: string;
   readonly kind: GenealogyKind;
+  readonly from: string;
+  readonly to: string;
   /** Shortest exact decimal text (12.5, 3), as formatQuantity writes it. */
   readonly quantity: string;
-  readonly depth: number;
   /** When the edge was written: ISO 8601 in UTC with milliseconds. */
   readonly at: string;
   readonly actor: string;
-  readonly personId: string | null;
-  readonly personName: string | null;
-  readonly equipmentId: string | null;
-  readonly operation: {
-    readonly pk: number;
-    readonly orderId: string;
-    readonly operationId: string;
-    readonly name: string;
-    readonly workUnitId: string | null;
-  } | null;
-  readonly qualityResults: readonly QualityResultRecord[];
+  /** The person behind `actor`; one object per person, shared by every edge of one trace. */
+  readonly person: { readonly id: string; readonly name: string | null } | null;
+  readonly equipment: string | null;
+  /** The pk of the operation that wrote the edge (a key of the trace's operations), or null (split, merge, move). */
+  readonly operation: number | null;
 }
 
 export interface QualityResultRecord {
@@ -136,19 +133,29 @@ export interface QualityResultRecord {
   readonly at: string;
 }
 
+/** An operation on a trace's edges, with its quality results for the operation itself or for lots in the trace. */
+export interface TraceOperation {
+  readonly id: number;
+  readonly orderId: string;
+  readonly operationId: string;
+  readonly name: string;
+  readonly workUnit: string | null;
+  readonly qualityResults: readonly QualityResultRecord[];
+}
+
 export interface TraceLot {
   readonly id: string;
   readonly kind: LotKind;
-  readonly materialId: string;
+  readonly material: string;
   readonly materialName: string;
   readonly materialClass: string;
   /** Shortest exact decimal text (12.5, 3), as formatQuantity writes it. */
   readonly quantity: string;
-  readonly unitId: string;
+  readonly unit: string;
   readonly status: LotStatus;
   readonly orderId: string | null;
   readonly supplierLot: string | null;
-  /** Whether anything was made from the lot; only filled when asked for (`outgoing`), for recalls. */
+  /** Whether anything was made from the lot; only present when asked for (`outgoing`), for recalls. */
   readonly hasOutgoing?: boolean;
 }
 
@@ -163,16 +170,21 @@ export interface GenealogyStore {
   addEdges(tx: Tx, edges: readonly NewEdge[]): Promise<void>;
   /**
    * Every edge reachable from `lotId` (backward: towards what it was made from; forward: towards
-   * what it went into), each once, with its smallest depth, ordered by depth; walks at most
+   * what it went into), each once, ordered by its smallest depth, then id; walks at most
    * `maxDepth` levels. With the lots at both ends of every edge and `lotId` itself (absent when it
-   * does not exist); `outgoing` also fills each lot's `hasOutgoing`. `truncated`: edges beyond
-   * `maxDepth` were left out.
+   * does not exist), and the operations on the edges; `outgoing` also fills each lot's
+   * `hasOutgoing`. `truncated`: edges beyond `maxDepth` were left out.
    */
   trace(
     lotId: string,
     direction: 'backward' | 'forward',
     maxDepth: number,
     opts?: { outgoing?: boolean },
-  ): Promise<{ edges: GenealogyEdgeRecord[]; lots: TraceLot[]; truncated: boolean }>;
+  ): Promise<{
+    edges: GenealogyEdgeRecord[];
+    lots: TraceLot[];
+    operations: TraceOperation[];
+    truncated: boolean;
+  }>;
   orders(ids: readonly string[]): Promise<OrderSummary[]>;
 }

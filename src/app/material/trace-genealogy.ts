@@ -5,8 +5,8 @@ import type {
   GenealogyEdgeRecord,
   GenealogyStore,
   OrderSummary,
-  QualityResultRecord,
   TraceLot,
+  TraceOperation,
 } from './material-ports.ts';
 
 /** Deeper than any real bill of materials; a genealogy this deep is a data error, not a product. */
@@ -14,56 +14,39 @@ export const TRACE_DEPTH_LIMIT = 50;
 
 export type TraceDirection = 'backward' | 'forward';
 
-export interface TraceLotView {
-  readonly id: string;
-  readonly kind: string;
-  readonly material: string;
-  readonly materialName: string;
-  readonly materialClass: string;
-  readonly quantity: string;
-  readonly unit: string;
-  readonly status: string;
-  readonly orderId: string | null;
-  readonly supplierLot: string | null;
-}
+/** A lot as a trace shows it (the lots of a trace are listed once, by id). */
+export type TraceLotView = Omit<TraceLot, 'hasOutgoing'>;
 
-export interface TraceEdgeView {
-  readonly id: number;
-  readonly kind: string;
-  readonly from: string;
-  readonly to: string;
-  readonly quantity: string;
-  readonly at: string;
-  readonly actor: string;
-  readonly person: { readonly id: string; readonly name: string | null } | null;
-  readonly equipment: string | null;
-  readonly operation: {
-    readonly id: number;
-    readonly orderId: string;
-    readonly operationId: string;
-    readonly name: string;
-    readonly workUnit: string | null;
-  } | null;
-  readonly qualityResults: readonly QualityResultRecord[];
-}
+/** One edge in the tree: how a node's lot got into its parent's (backward) or what it went into (forward). */
+export type TraceEdgeView = GenealogyEdgeRecord;
+
+/** An operation on the trace's edges, listed once, with its quality results (for itself or a lot in the trace). */
+export type TraceOperationView = TraceOperation;
 
 /**
- * One lot in the tree, reached through `via`. Genealogy is a graph (a split lot can come back
- * together in one unit): a lot is expanded the first time it appears; later appearances are
- * marked `repeated` and point to it, so the answer stays as large as the graph, not its paths.
+ * One lot in the tree (its id: the lot itself is in the trace's `lots`), reached through `via`.
+ * Genealogy is a graph (a split lot can come back together in one unit): a lot is expanded the
+ * first time it appears; later appearances are marked `repeated` and have no children, so the
+ * answer stays as large as the graph, not its paths.
  */
 export interface TraceNode {
-  readonly lot: TraceLotView;
+  readonly lot: string;
   readonly via?: TraceEdgeView | undefined;
   readonly repeated?: true | undefined;
   readonly children: TraceNode[];
 }
 
+/**
+ * A trace, normalised (ADR 0012): the tree holds ids and edges; each lot and each operation with
+ * its quality results is stated once, in `lots` and `operations`, keyed by id.
+ */
 export interface TraceView {
   readonly direction: TraceDirection;
   readonly root: TraceNode;
-  readonly lots: number;
-  readonly edges: number;
+  readonly lots: Readonly<Record<string, TraceLotView>>;
+  readonly operations: Readonly<Record<string, TraceOperationView>>;
+  readonly lotCount: number;
+  readonly edgeCount: number;
   readonly depthLimit: number;
   /** True when the walk stopped at the depth limit with edges beyond it. */
   readonly depthLimitReached: boolean;
@@ -80,50 +63,21 @@ export interface RecallView {
 const lotOut = (l: TraceLot): TraceLotView => ({
   id: l.id,
   kind: l.kind,
-  material: l.materialId,
+  material: l.material,
   materialName: l.materialName,
   materialClass: l.materialClass,
   quantity: l.quantity,
-  unit: l.unitId,
+  unit: l.unit,
   status: l.status,
   orderId: l.orderId,
   supplierLot: l.supplierLot,
 });
 
-type OperationView = NonNullable<TraceEdgeView['operation']>;
-
-const edgeOut = (e: GenealogyEdgeRecord, operation: OperationView | null): TraceEdgeView => ({
-  id: e.id,
-  kind: e.kind,
-  from: e.fromLot,
-  to: e.toLot,
-  quantity: e.quantity,
-  at: e.at,
-  actor: e.actor,
-  person: e.personId === null ? null : { id: e.personId, name: e.personName },
-  equipment: e.equipmentId,
-  operation,
-  qualityResults: e.qualityResults,
-});
-
-/** One view per operation, shared by every edge it made. */
-function operationViews(): (e: GenealogyEdgeRecord) => OperationView | null {
-  const views = new Map<number, OperationView>();
-  return (e) => {
-    if (e.operation === null) return null;
-    let v = views.get(e.operation.pk);
-    if (!v) {
-      v = {
-        id: e.operation.pk,
-        orderId: e.operation.orderId,
-        operationId: e.operation.operationId,
-        name: e.operation.name,
-        workUnit: e.operation.workUnitId,
-      };
-      views.set(e.operation.pk, v);
-    }
-    return v;
-  };
+/** Keyed by id, without a prototype: a lot named `__proto__` is just a key. */
+function byId<T extends { readonly id: string | number }>(items: readonly T[]): Record<string, T> {
+  const out = Object.create(null) as Record<string, T>;
+  for (const item of items) out[item.id] = item;
+  return out;
 }
 
 export class GenealogyTrace {
@@ -136,32 +90,32 @@ export class GenealogyTrace {
   /** Backward: what `id` was made from, all levels down to received material. Forward: what it went into. */
   async trace(id: string, direction: TraceDirection): Promise<Result<TraceView>> {
     const found = await this.#genealogy.trace(id, direction, TRACE_DEPTH_LIMIT);
-    const lots = new Map(found.lots.map((l) => [l.id, lotOut(l)]));
-    if (!lots.has(id)) return lotNotFound(id);
-    const edges = found.edges;
-    const next = groupBy(edges, (e) => (direction === 'backward' ? e.toLot : e.fromLot));
-    const operationOf = operationViews();
+    // The store lists a lot's hasOutgoing only when asked (recall), so its lots are views as they are.
+    const lots = byId<TraceLotView>(found.lots);
+    if (!(id in lots)) return lotNotFound(id);
+    const backward = direction === 'backward';
+    const next = groupBy(found.edges, (e) => (backward ? e.to : e.from));
     const expanded = new Set<string>();
     // Every node has the same four properties (undefined ones are left out of the JSON): one
-    // object shape, which V8 builds and serialises much faster than five shapes made by spreads.
-    const build = (lotId: string, via?: GenealogyEdgeRecord): TraceNode => {
-      const lot = lots.get(lotId)!;
-      const edge = via ? edgeOut(via, operationOf(via)) : undefined;
-      if (expanded.has(lotId)) return { lot, via: edge, repeated: true, children: [] };
-      expanded.add(lotId);
-      const out = next.get(lotId) ?? [];
+    // object shape, which V8 builds and serialises much faster than several shapes made by spreads.
+    const build = (lot: string, via: TraceEdgeView | undefined): TraceNode => {
+      if (expanded.has(lot)) return { lot, via, repeated: true, children: [] };
+      expanded.add(lot);
+      const out = next.get(lot) ?? [];
       const children: TraceNode[] = new Array<TraceNode>(out.length);
       for (let i = 0; i < out.length; i++) {
         const e = out[i]!;
-        children[i] = build(direction === 'backward' ? e.fromLot : e.toLot, e);
+        children[i] = build(backward ? e.from : e.to, e);
       }
-      return { lot, via: edge, repeated: undefined, children };
+      return { lot, via, repeated: undefined, children };
     };
     return ok({
       direction,
-      root: build(id),
-      lots: lots.size,
-      edges: edges.length,
+      root: build(id, undefined),
+      lots,
+      operations: byId(found.operations),
+      lotCount: found.lots.length,
+      edgeCount: found.edges.length,
       depthLimit: TRACE_DEPTH_LIMIT,
       depthLimitReached: found.truncated,
     });
@@ -169,15 +123,17 @@ export class GenealogyTrace {
 
   /** From one suspect lot: every finished unit or lot it reached and every production order involved. */
   async recall(id: string): Promise<Result<RecallView>> {
-    const { edges, lots } = await this.#genealogy.trace(id, 'forward', TRACE_DEPTH_LIMIT, { outgoing: true });
+    const { edges, lots, operations } = await this.#genealogy.trace(id, 'forward', TRACE_DEPTH_LIMIT, {
+      outgoing: true,
+    });
     const suspect = lots.find((l) => l.id === id);
     if (!suspect) return lotNotFound(id);
-    const reached = [...new Set(edges.map((e) => e.toLot))];
+    const reached = [...new Set(edges.map((e) => e.to))];
     const finished = lots
       .filter((l) => l.id !== id && (!l.hasOutgoing || l.materialClass === 'finished'))
       .sort((a, b) => a.id.localeCompare(b.id));
     const orderIds = new Set<string>();
-    for (const e of edges) if (e.operation) orderIds.add(e.operation.orderId);
+    for (const o of operations) orderIds.add(o.orderId);
     for (const l of lots) if (l.id !== id && l.orderId !== null) orderIds.add(l.orderId);
     return ok({
       suspect: lotOut(suspect),

@@ -1,7 +1,7 @@
 import type { TraceEdgeView, TraceNode, TraceView } from './trace-genealogy.ts';
 
-const lotLine = (n: TraceNode): string => {
-  const l = n.lot;
+const lotLine = (trace: TraceView, n: TraceNode): string => {
+  const l = trace.lots[n.lot]!;
   const extra = [
     l.supplierLot ? `supplier lot ${l.supplierLot}` : null,
     l.orderId ? `order ${l.orderId}` : null,
@@ -10,17 +10,18 @@ const lotLine = (n: TraceNode): string => {
   return `${l.id}  ${l.material} (${l.materialName}) ${l.kind} ${l.quantity} ${l.unit} ${l.status}${extra.length ? `  ${extra.join(', ')}` : ''}`;
 };
 
-const edgeLine = (e: TraceEdgeView, direction: TraceView['direction']): string => {
-  const parts = [`${direction === 'backward' ? '←' : '→'} ${e.kind} ${e.quantity}`];
-  if (e.operation) {
-    parts.push(`at order ${e.operation.orderId} op ${e.operation.operationId} '${e.operation.name}'`);
-    if (e.operation.workUnit ?? e.equipment) parts.push(`on ${e.operation.workUnit ?? e.equipment}`);
+const edgeLine = (trace: TraceView, e: TraceEdgeView): string => {
+  const parts = [`${trace.direction === 'backward' ? '←' : '→'} ${e.kind} ${e.quantity}`];
+  const op = e.operation === null ? undefined : trace.operations[e.operation];
+  if (op) {
+    parts.push(`at order ${op.orderId} op ${op.operationId} '${op.name}'`);
+    if (op.workUnit ?? e.equipment) parts.push(`on ${op.workUnit ?? e.equipment}`);
   }
   parts.push(`by ${e.person ? `${e.person.name ?? e.person.id} (${e.actor})` : e.actor}`, e.at);
-  if (e.qualityResults.length) {
-    parts.push(
-      `quality: ${e.qualityResults.map((q) => `${q.characteristicId}=${q.value} ${q.verdict}`).join(', ')}`,
-    );
+  // The operation's results for the lot the edge went into (or for the operation as a whole).
+  const results = (op?.qualityResults ?? []).filter((q) => q.lotId === null || q.lotId === e.to);
+  if (results.length) {
+    parts.push(`quality: ${results.map((q) => `${q.characteristicId}=${q.value} ${q.verdict}`).join(', ')}`);
   }
   return parts.join(' ');
 };
@@ -29,13 +30,13 @@ const edgeLine = (e: TraceEdgeView, direction: TraceView['direction']): string =
 export function formatTraceTree(trace: TraceView): string {
   const lines: string[] = [];
   const walk = (n: TraceNode, indent: string): void => {
-    if (n.via) lines.push(`${indent}${edgeLine(n.via, trace.direction)}`);
-    lines.push(`${indent}${n.via ? '  ' : ''}${lotLine(n)}`);
+    if (n.via) lines.push(`${indent}${edgeLine(trace, n.via)}`);
+    lines.push(`${indent}${n.via ? '  ' : ''}${lotLine(trace, n)}`);
     for (const c of n.children) walk(c, `${indent}${n.via ? '    ' : '  '}`);
   };
   walk(trace.root, '');
   lines.push(
-    `${trace.direction} trace: ${trace.lots} lots, ${trace.edges} edges${trace.depthLimitReached ? `; stopped at the depth limit of ${trace.depthLimit}` : ''}`,
+    `${trace.direction} trace: ${trace.lotCount} lots, ${trace.edgeCount} edges${trace.depthLimitReached ? `; stopped at the depth limit of ${trace.depthLimit}` : ''}`,
   );
   return lines.join('\n');
 }
