@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { createTestApp, type TestApp } from '../support/app.ts';
 import { insertOperation, insertOrder } from '../support/execution-fixtures.ts';
 import { runLoom } from '../support/loom-process.ts';
+import { textArrayLiteral } from '../../src/adapters/db/postgres-genealogy-store.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE = readFileSync(path.join(ROOT, 'examples/plant.yaml'), 'utf8');
@@ -296,7 +297,10 @@ describe('backward trace', () => {
   });
 
   it('states each lot and each operation once, beside a tree of ids and edges', async () => {
-    const trace = (await ok('GET', '/api/trace/backward/CAR-1', operator)) as Trace;
+    const res = await send('GET', '/api/trace/backward/CAR-1', operator);
+    assert.equal(res.headers['content-type'], 'application/json; charset=utf-8');
+    assert.equal(Number(res.headers['content-length']), Buffer.byteLength(res.body));
+    const trace = res.json() as Trace;
     assert.deepEqual(Object.keys(trace.lots).sort(), ['CAR-1', 'HARN-SUP', 'PANEL-L1', 'SEAL-L1', 'WB-1']);
     assert.equal(trace.lotCount, 5);
     assert.equal(typeof trace.root.lot, 'string');
@@ -431,6 +435,14 @@ describe('forward trace and recall', () => {
     const short = await ok('GET', '/api/trace/backward/DEEP-10', qa);
     assert.equal(short.edgeCount, 45);
     assert.equal(short.depthLimitReached, false);
+  });
+});
+
+describe('lot ids in a text[] literal', () => {
+  it('round-trips quotes, backslashes, commas, braces and the word NULL through PostgreSQL', async () => {
+    const ids = ['plain', 'a"b', 'c\\d', 'a,b', '{x}', ' sp ', 'NULL', ''];
+    const r = await t.database.db.query<{ a: string[] }>('SELECT $1::text[] AS a', [textArrayLiteral(ids)]);
+    assert.deepEqual(r.rows[0]!.a, ids);
   });
 });
 

@@ -81,6 +81,17 @@ function edgeRecords(rows: readonly EdgeTuple[]): GenealogyEdgeRecord[] {
 }
 
 /**
+ * A PostgreSQL text[] literal (`{"a","b\\"c"}`): every element quoted, `"` and `\` escaped.
+ * node-postgres builds one by concatenating element by element; a trace passes 700 lot ids to two
+ * statements, and building the literal once halves that work.
+ */
+export function textArrayLiteral(values: Iterable<string>): string {
+  const quoted: string[] = [];
+  for (const v of values) quoted.push(/["\\]/.test(v) ? `"${v.replace(/["\\]/g, '\\$&')}"` : `"${v}"`);
+  return `{${quoted.join(',')}}`;
+}
+
+/**
  * Which end of an edge a walk starts from, per direction. The walk runs over lots, not edges:
  * `UNION` keeps each lot once, so every lot is expanded once whatever the number of paths to it,
  * and a cycle in a corrupt genealogy ends because a lot seen before adds nothing. The recursion
@@ -173,16 +184,25 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
           values: [lotId],
           rowMode: 'array',
         });
+        const walkedEdges = walked.rows.length;
         const edges = byDepth(lotId, edgeRecords(walked.rows), direction, maxDepth);
-        const opPks = [...new Set(edges.map((e) => e.operation).filter((pk): pk is number => pk !== null))];
-        const lotIds = [...new Set([lotId, ...edges.flatMap((e) => [e.from, e.to])])];
+        const opSet = new Set<number>();
+        const lotSet = new Set<string>([lotId]);
+        for (const e of edges) {
+          if (e.operation !== null) opSet.add(e.operation);
+          lotSet.add(e.from);
+          lotSet.add(e.to);
+        }
+        const opPks = [...opSet];
+        // Two statements take the lot ids: one array literal, built once.
+        const lotIds = textArrayLiteral(lotSet);
         const [operations, quality, lots] = await Promise.all([
           opPks.length === 0
             ? null
             : client.query<Omit<TraceOperation, 'qualityResults'>>({
                 name: 'loom_genealogy_operations',
                 text: `SELECT id, order_id AS "orderId", operation_id AS "operationId", name, work_unit_id AS "workUnit"
-                         FROM order_operations WHERE id = ANY($1::bigint[]) ORDER BY id`,
+                         FROM order_operations WHERE id = ANY($1::bigint[])`,
                 values: [opPks],
               }),
           // An operation's results for itself or for a lot in the trace: not those for the other
@@ -216,7 +236,7 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
         const results = groupBy(quality?.rows ?? [], (row) => row.operationPk);
         return {
           // Every walked row is reachable; one left out by byDepth lies beyond maxDepth.
-          truncated: edges.length < walked.rows.length,
+          truncated: edges.length < walkedEdges,
           edges,
           operations: (operations?.rows ?? []).map((o): TraceOperation => ({
             id: o.id,
