@@ -188,7 +188,7 @@ interface CellResult {
 /**
  * A trace answer's counts, read from its last bytes instead of parsing it: the load generator
  * parsing a megabyte of JSON after every request kept its garbage collector's threads busy on the
- * machine's two cores during the next request (level-12 p50 +3 ms, and a longer tail; session 13).
+ * machine's two cores during the next request (outside the bench, level-12 p50 2–4 ms higher; session 13).
  * With `check`, the answer is parsed in full as well and both must agree.
  */
 function countsOf(body: string, check: boolean): { lotCount: number; edgeCount: number } {
