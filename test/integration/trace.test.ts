@@ -300,7 +300,7 @@ describe('backward trace', () => {
     const res = await send('GET', '/api/trace/backward/CAR-1', operator);
     assert.equal(res.headers['content-type'], 'application/json; charset=utf-8');
     assert.equal(Number(res.headers['content-length']), Buffer.byteLength(res.body));
-    const trace = res.json() as Trace;
+    const trace = res.json<Trace>();
     assert.deepEqual(Object.keys(trace.lots).sort(), ['CAR-1', 'HARN-SUP', 'PANEL-L1', 'SEAL-L1', 'WB-1']);
     assert.equal(trace.lotCount, 5);
     assert.equal(typeof trace.root.lot, 'string');
