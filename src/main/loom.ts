@@ -2,11 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { argon2PasswordHasher } from '../adapters/crypto/argon2-password-hasher.ts';
 import { postgresAuditTrail } from '../adapters/db/postgres-audit-trail.ts';
+import { listenPostgres, type PostgresListener } from '../adapters/db/postgres-listener.ts';
 import type { Database } from '../adapters/db/postgres-pool.ts';
 import { postgresUnitOfWork } from '../adapters/db/postgres-unit-of-work.ts';
 import { postgresUserStore } from '../adapters/db/postgres-user-store.ts';
 import { buildHttpServer } from '../adapters/http/http-server.ts';
-import { AuthService } from '../app/auth/auth-service.ts';
+import { AuthService, type CachedCredential } from '../app/auth/auth-service.ts';
+import { CredentialCache } from '../app/auth/credential-cache.ts';
 import type { AuditTrail, PasswordHasher, UnitOfWork } from '../app/ports.ts';
 import type { LoomConfig } from '../config/config.ts';
 import { systemClock, type Clock } from '../domain/shared/clock.ts';
@@ -32,6 +34,15 @@ export interface Loom {
   readonly telemetry: Telemetry;
   /** The command gateway; `startServer` connects it to the shop floor's connectors. */
   readonly commands: Commands;
+  /**
+   * Sessions and API tokens kept between changes (ADR 0013). Off until `start()` LISTENs for
+   * credential changes (`startServer` does); until then every request reads the database.
+   */
+  readonly credentials: {
+    start(): Promise<void>;
+    stop(): Promise<void>;
+    readonly cache: CredentialCache<CachedCredential>;
+  };
 }
 
 /**
@@ -52,6 +63,29 @@ export async function composeLoom(deps: {
   const audit = postgresAuditTrail(deps.db);
   const users = postgresUserStore(deps.db);
   const hasher = deps.hasher ?? argon2PasswordHasher();
+  const credentialCache = new CredentialCache<CachedCredential>();
+  let credentialListener: PostgresListener | null = null;
+  const credentials: Loom['credentials'] = {
+    cache: credentialCache,
+    async start() {
+      if (credentialListener) return;
+      // Any announced change empties the cache; a lost connection turns it off until LISTEN is
+      // back (the listener then reports a change, which turns it on again, empty).
+      credentialListener = await listenPostgres(
+        deps.db,
+        'loom_credentials_changed',
+        () => credentialCache.resume(),
+        deps.logger,
+        { onLost: () => credentialCache.suspend() },
+      );
+      credentialCache.resume();
+    },
+    async stop() {
+      credentialCache.suspend();
+      await credentialListener?.stop();
+      credentialListener = null;
+    },
+  };
   const auth = new AuthService({
     uow,
     users,
@@ -60,6 +94,7 @@ export async function composeLoom(deps: {
     clock,
     sessionIdleMinutes: deps.config.sessionIdleMinutes,
     sessionMaxHours: deps.config.sessionMaxHours,
+    credentials: credentialCache,
   });
 
   const erp = erpOutboundFeature({
@@ -121,5 +156,5 @@ export async function composeLoom(deps: {
       return { ready: Object.values(checks).every((c) => c.ok), checks };
     },
   });
-  return { app, auth, audit, uow, db: deps.db, erp, telemetry, commands };
+  return { app, auth, audit, uow, db: deps.db, erp, telemetry, commands, credentials };
 }

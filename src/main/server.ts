@@ -42,7 +42,7 @@ export async function startServer(
     throw e;
   }
   logger.info(`using ${store.describe}`);
-  let loom: Loom;
+  let loom: Loom | undefined;
   let shopFloor: ShopFloor | null = null;
   try {
     loom = await composeLoom({
@@ -70,8 +70,10 @@ export async function startServer(
       trustedOpcUaCertificates: (await opcuaSims).map((m) => m.certificateFile),
     });
     loom.commands.connect(shopFloor);
+    await loom.credentials.start();
     await loom.app.listen({ host: config.host, port: config.port });
   } catch (e) {
+    await loom?.credentials.stop().catch(() => undefined);
     await shopFloor?.stop().catch(() => undefined);
     await Promise.all((await opcuaSims).map((m) => m.stop()));
     await store.close();
@@ -105,6 +107,7 @@ export async function startServer(
         await sim?.stop();
         await loom.erp.stop();
         await loom.app.close();
+        await loom.credentials.stop();
         loom.commands.disconnect();
         await shopFloor?.stop();
         // The OPC UA PLCs go after the connector, so their going is not reported as a lost connection.

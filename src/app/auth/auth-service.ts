@@ -7,10 +7,12 @@ import type {
   AuditTrail,
   ElectronicSignature,
   PasswordHasher,
+  SessionRecord,
   UnitOfWork,
   UserRecord,
   UserStore,
 } from '../ports.ts';
+import type { CredentialCache } from './credential-cache.ts';
 import { contentHash, digest, newApiToken, newInitialPassword, newSecret } from './tokens.ts';
 
 export interface AuthDeps {
@@ -21,7 +23,24 @@ export interface AuthDeps {
   readonly clock: Clock;
   readonly sessionIdleMinutes: number;
   readonly sessionMaxHours: number;
+  /**
+   * Sessions and tokens between changes (ADR 0013); without one, every request reads its
+   * credential from the database. The composition root turns it on once it LISTENs for changes.
+   */
+  readonly credentials?: CredentialCache<CachedCredential>;
 }
+
+/** A session or API token as authenticate* last read it, with the last use it recorded. */
+export type CachedCredential =
+  | { readonly kind: 'session'; readonly record: SessionRecord; readonly lastSeenAt: Date }
+  | {
+      readonly kind: 'token';
+      readonly record: ApiTokenRecord & { user: UserRecord };
+      readonly lastUsedAt: Date;
+    };
+
+/** Last use is recorded at most once a minute; a credential not used for that long is read again. */
+const TOUCH_MS = 60_000;
 
 /** What an authenticated request carries. `mustChangePassword` confines it to changing the password. */
 export interface Principal extends Actor {
@@ -168,29 +187,82 @@ export class AuthService {
 
   /** Resolves a session cookie. Idle and absolute lifetimes both apply; a disabled user has no session. */
   async authenticateSession(sessionToken: string): Promise<Principal | null> {
-    const { users, clock } = this.deps;
+    const { users, clock, credentials } = this.deps;
     const tokenHash = digest(sessionToken);
+    const key = `s:${tokenHash}`;
+    const now = clock.now();
+    const cached = credentials?.get(key);
+    if (cached?.kind === 'session' && now.getTime() - cached.lastSeenAt.getTime() <= TOUCH_MS) {
+      return this.#sessionPrincipal(cached.record, cached.lastSeenAt, tokenHash, now);
+    }
+    const readAt = credentials?.generation() ?? 0;
     const s = await users.findSession(tokenHash);
     if (!s || s.revokedAt || s.user.disabledAt) return null;
-    const now = clock.now();
-    if (s.expiresAt <= now) return null;
-    if (now.getTime() - s.lastSeenAt.getTime() > this.deps.sessionIdleMinutes * 60_000) return null;
+    const principal = this.#sessionPrincipal(s, s.lastSeenAt, tokenHash, now);
+    if (!principal) return null;
+    let lastSeenAt = s.lastSeenAt;
     // Touch at most once a minute: idle tracking does not need a write per request.
-    if (now.getTime() - s.lastSeenAt.getTime() > 60_000) await users.touchSession(tokenHash, now);
+    if (now.getTime() - lastSeenAt.getTime() > TOUCH_MS) {
+      await users.touchSession(tokenHash, now);
+      lastSeenAt = now;
+    }
+    credentials?.set(key, { kind: 'session', record: s, lastSeenAt }, readAt);
+    return principal;
+  }
+
+  #sessionPrincipal(s: SessionRecord, lastSeenAt: Date, tokenHash: string, now: Date): Principal | null {
+    if (s.expiresAt <= now) return null;
+    if (now.getTime() - lastSeenAt.getTime() > this.deps.sessionIdleMinutes * 60_000) return null;
     return principalOf(s.user, 'session', tokenHash);
   }
 
   async authenticateToken(bearer: string): Promise<Principal | null> {
-    const { users, clock } = this.deps;
-    const t = await users.findToken(digest(bearer));
+    const { users, clock, credentials } = this.deps;
+    const tokenHash = digest(bearer);
+    const key = `t:${tokenHash}`;
     const now = clock.now();
+    const cached = credentials?.get(key);
+    if (cached?.kind === 'token' && now.getTime() - cached.lastUsedAt.getTime() <= TOUCH_MS) {
+      const t = cached.record;
+      if (t.expiresAt && t.expiresAt <= now) return null;
+      return { ...principalOf(t.user, 'token'), mustChangePassword: false };
+    }
+    const readAt = credentials?.generation() ?? 0;
+    const t = await users.findToken(tokenHash);
     if (!t || t.revokedAt || t.user.disabledAt || (t.expiresAt && t.expiresAt <= now)) return null;
-    if (!t.lastUsedAt || now.getTime() - t.lastUsedAt.getTime() > 60_000) await users.touchToken(t.id, now);
+    let lastUsedAt = t.lastUsedAt;
+    if (!lastUsedAt || now.getTime() - lastUsedAt.getTime() > TOUCH_MS) {
+      await users.touchToken(t.id, now);
+      lastUsedAt = now;
+    }
+    credentials?.set(key, { kind: 'token', record: t, lastUsedAt }, readAt);
     return { ...principalOf(t.user, 'token'), mustChangePassword: false };
   }
 
+  /**
+   * After this process committed a change to a user, session or token: cached credentials are
+   * dropped at once (other processes hear of it through the change notification).
+   */
+  #credentialsChanged(): void {
+    this.deps.credentials?.invalidate();
+  }
+
+  /** Runs a transaction that changes users, sessions or tokens, then drops cached credentials. */
+  async #changingCredentials<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } finally {
+      this.#credentialsChanged();
+    }
+  }
+
   async logout(principal: Principal): Promise<void> {
-    if (principal.sessionTokenHash) await this.deps.users.revokeSession(null, principal.sessionTokenHash);
+    if (!principal.sessionTokenHash) return;
+    try {
+      await this.deps.users.revokeSession(null, principal.sessionTokenHash);
+    } finally {
+      this.#credentialsChanged();
+    }
   }
 
   /**
@@ -218,27 +290,29 @@ export class AuthService {
       return fail('LOOM_VALIDATION_FAILED', 'The new password is not acceptable.', { issues });
     const hash = await hasher.hash(input.newPassword);
     const sessionToken = principal.via === 'session' ? newSecret() : null;
-    await uow.run(async (tx) => {
-      await users.update(tx, user.id, { passwordHash: hash, mustChangePassword: false });
-      await users.revokeAllSessions(tx, user.id);
-      if (sessionToken) {
-        await users.insertSession(tx, {
-          tokenHash: digest(sessionToken),
-          userId: user.id,
-          at: this.deps.clock.now(),
-          expiresAt: new Date(this.deps.clock.now().getTime() + this.deps.sessionMaxHours * 3_600_000),
-          clientIp: null,
-          userAgent: null,
+    await this.#changingCredentials(() =>
+      uow.run(async (tx) => {
+        await users.update(tx, user.id, { passwordHash: hash, mustChangePassword: false });
+        await users.revokeAllSessions(tx, user.id);
+        if (sessionToken) {
+          await users.insertSession(tx, {
+            tokenHash: digest(sessionToken),
+            userId: user.id,
+            at: this.deps.clock.now(),
+            expiresAt: new Date(this.deps.clock.now().getTime() + this.deps.sessionMaxHours * 3_600_000),
+            clientIp: null,
+            userAgent: null,
+          });
+        }
+        await audit.append(tx, {
+          actor: principal,
+          action: 'user.password-changed',
+          entityType: 'user',
+          entityId: String(user.id),
+          requestId,
         });
-      }
-      await audit.append(tx, {
-        actor: principal,
-        action: 'user.password-changed',
-        entityType: 'user',
-        entityId: String(user.id),
-        requestId,
-      });
-    });
+      }),
+    );
     return ok({ sessionToken });
   }
 
@@ -303,50 +377,52 @@ export class AuthService {
   ): Promise<Result<PublicUser>> {
     const { uow, users, audit, hasher, clock } = this.deps;
     const newHash = patch.password !== undefined ? await hasher.hash(patch.password) : undefined;
-    return uow.run(async (tx) => {
-      const before = await users.findById(tx, id, true);
-      if (!before) return fail('LOOM_USER_NOT_FOUND', `No user with id ${id}.`);
-      if (patch.password !== undefined) {
-        const issues = checkPasswordPolicy(patch.password, before.username);
-        if (issues.length > 0)
-          return fail('LOOM_VALIDATION_FAILED', 'The password is not acceptable.', { issues });
-      }
-      if (
-        actor.userId === id &&
-        (patch.disabled === true || (patch.roles && !patch.roles.includes('admin')))
-      ) {
-        return fail(
-          'LOOM_USER_SELF_LOCKOUT',
-          'An admin cannot disable themselves or remove their own admin role.',
-        );
-      }
-      const after = await users.update(tx, id, {
-        ...(patch.displayName !== undefined ? { displayName: patch.displayName } : {}),
-        ...(patch.roles !== undefined ? { roles: [...new Set(patch.roles)] } : {}),
-        ...(patch.disabled !== undefined
-          ? { disabledAt: patch.disabled ? (before.disabledAt ?? clock.now()) : null }
-          : {}),
-        ...(patch.unlock ? { lockedUntil: null, failedLogins: 0 } : {}),
-        ...(newHash !== undefined ? { passwordHash: newHash, mustChangePassword: true } : {}),
-      });
-      if (patch.disabled === true || newHash !== undefined) await users.revokeAllSessions(tx, id);
-      await audit.append(tx, {
-        actor,
-        action:
-          patch.disabled === true
-            ? 'user.disabled'
-            : newHash !== undefined
-              ? 'user.password-reset'
-              : 'user.updated',
-        entityType: 'user',
-        entityId: String(id),
-        reason,
-        oldValue: publicUser(before),
-        newValue: publicUser(after),
-        requestId,
-      });
-      return ok(publicUser(after));
-    });
+    return this.#changingCredentials(() =>
+      uow.run(async (tx) => {
+        const before = await users.findById(tx, id, true);
+        if (!before) return fail('LOOM_USER_NOT_FOUND', `No user with id ${id}.`);
+        if (patch.password !== undefined) {
+          const issues = checkPasswordPolicy(patch.password, before.username);
+          if (issues.length > 0)
+            return fail('LOOM_VALIDATION_FAILED', 'The password is not acceptable.', { issues });
+        }
+        if (
+          actor.userId === id &&
+          (patch.disabled === true || (patch.roles && !patch.roles.includes('admin')))
+        ) {
+          return fail(
+            'LOOM_USER_SELF_LOCKOUT',
+            'An admin cannot disable themselves or remove their own admin role.',
+          );
+        }
+        const after = await users.update(tx, id, {
+          ...(patch.displayName !== undefined ? { displayName: patch.displayName } : {}),
+          ...(patch.roles !== undefined ? { roles: [...new Set(patch.roles)] } : {}),
+          ...(patch.disabled !== undefined
+            ? { disabledAt: patch.disabled ? (before.disabledAt ?? clock.now()) : null }
+            : {}),
+          ...(patch.unlock ? { lockedUntil: null, failedLogins: 0 } : {}),
+          ...(newHash !== undefined ? { passwordHash: newHash, mustChangePassword: true } : {}),
+        });
+        if (patch.disabled === true || newHash !== undefined) await users.revokeAllSessions(tx, id);
+        await audit.append(tx, {
+          actor,
+          action:
+            patch.disabled === true
+              ? 'user.disabled'
+              : newHash !== undefined
+                ? 'user.password-reset'
+                : 'user.updated',
+          entityType: 'user',
+          entityId: String(id),
+          reason,
+          oldValue: publicUser(before),
+          newValue: publicUser(after),
+          requestId,
+        });
+        return ok(publicUser(after));
+      }),
+    );
   }
 
   async createApiToken(
@@ -394,20 +470,22 @@ export class AuthService {
     requestId: string | null,
   ): Promise<Result<ApiTokenRecord>> {
     const { uow, users, audit, clock } = this.deps;
-    return uow.run(async (tx) => {
-      const record = await users.revokeToken(tx, id, clock.now());
-      if (!record) return fail('LOOM_TOKEN_NOT_FOUND', `No API token with id ${id}.`);
-      await audit.append(tx, {
-        actor,
-        action: 'api-token.revoked',
-        entityType: 'api-token',
-        entityId: String(id),
-        reason,
-        newValue: record,
-        requestId,
-      });
-      return ok(record);
-    });
+    return this.#changingCredentials(() =>
+      uow.run(async (tx) => {
+        const record = await users.revokeToken(tx, id, clock.now());
+        if (!record) return fail('LOOM_TOKEN_NOT_FOUND', `No API token with id ${id}.`);
+        await audit.append(tx, {
+          actor,
+          action: 'api-token.revoked',
+          entityType: 'api-token',
+          entityId: String(id),
+          reason,
+          newValue: record,
+          requestId,
+        });
+        return ok(record);
+      }),
+    );
   }
 
   /**
