@@ -61,7 +61,7 @@ describe('credential cache (ADR 0013)', () => {
     // b read the session before: it answers from memory. a has made no request with it since the
     // login, so it reads the database.
     assert.equal(await me(b, cookie), 200, 'b serves the session it read before from memory');
-    assert.equal(await me(a, cookie), 401, 'a reads the database and finds it revoked');
+    assert.equal(await me(a.loom, cookie), 401, 'a reads the database and finds it revoked');
     // A minute later the session would be touched: b reads the database again and refuses it.
     const now = a.clock.now();
     a.clock.set(new Date(now.getTime() + 61_000));
@@ -75,12 +75,12 @@ describe('credential cache (ADR 0013)', () => {
   it('a logout ends the session at once where it happened and within a notification elsewhere', async () => {
     const u = await a.userWithRoles('cached-ben', ['operator']);
     const cookie = { cookie: u.cookie };
-    assert.equal(await me(a, cookie), 200);
+    assert.equal(await me(a.loom, cookie), 200);
     assert.equal(await me(b, cookie), 200);
     assert.ok(a.loom.credentials.cache.size > 0 && b.credentials.cache.size > 0);
     const out = await a.app.inject({ method: 'POST', url: '/api/auth/logout', headers: cookie });
     assert.ok(out.statusCode < 300, `logout: ${out.statusCode} ${out.body}`);
-    assert.equal(await me(a, cookie), 401, 'the instance that logged out refuses at once');
+    assert.equal(await me(a.loom, cookie), 401, 'the instance that logged out refuses at once');
     const ms = await eventually(
       'b refuses the logged-out session',
       async () => (await me(b, cookie)) === 401,
@@ -125,7 +125,7 @@ describe('credential cache (ADR 0013)', () => {
       headers: admin,
     });
     assert.equal(revoked.statusCode, 200, revoked.body);
-    assert.equal(await me(a, bearer), 401);
+    assert.equal(await me(a.loom, bearer), 401);
     await eventually('b refuses the revoked token', async () => (await me(b, bearer)) === 401);
   });
 
