@@ -54,7 +54,8 @@ const lotId = (level: number, i: number | string) => `'L${String(level).padStart
 /**
  * Writes the genealogy with set-based SQL: every produced lot has its own (Completed) operation,
  * in production orders of 1,000 operations, and one quality result, so the trace query's joins
- * and quality lookups do the work they do on a real plant. Neighbouring lots share inputs (a
+ * and quality lookups do the work they do on a real plant. The edges into one lot share a time (one
+ * transaction wrote them), and every lot's differs from the others'. Neighbouring lots share inputs (a
  * window over the level below), so trees grow like a real plant's, not like a random graph's.
  */
 async function generate(sql: pg.Client, shape: Shape, log: (l: string) => void): Promise<number> {
@@ -113,13 +114,13 @@ async function generate(sql: pg.Client, shape: Shape, log: (l: string) => void):
     await sql.query(
       `INSERT INTO genealogy_edges (from_lot, to_lot, kind, quantity, operation_pk, actor, person_id, equipment_id, at)
        SELECT DISTINCT ON (f, t) f, t, 'consume', 1, l.produced_by, 'anna.berger', 'op-anna-berger', 'weld-robot-1',
-              now() - interval '30 days'
+              now() - interval '30 days' + ${level} * interval '1 hour' + x.g * interval '1 second'
          FROM (SELECT ${lotId(
            level - 1,
            `LEAST($2::int - 1, GREATEST(0,
                          floor(g * $2::float8 / $1::int)::int + ((k * 5 + g) % ${WINDOW}) - ${WINDOW / 2}))`,
          )} AS f,
-                      ${lotId(level, 'g')} AS t
+                      ${lotId(level, 'g')} AS t, g
                  FROM generate_series(0, $1::int - 1) g, generate_series(0, ${FAN_IN - 1}) k) x
          JOIN lots l ON l.id = x.t`,
       [n, below],

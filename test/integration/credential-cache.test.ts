@@ -85,7 +85,7 @@ describe('credential cache (ADR 0013)', () => {
       'b refuses the logged-out session',
       async () => (await me(b, cookie)) === 401,
     );
-    console.log(`# logout reached the other instance after ${ms.toFixed(0)} ms`);
+    console.log(`logout reached the other instance after ${ms.toFixed(0)} ms`);
   });
 
   it('a role taken away or a user disabled on one instance applies on the other', async () => {
