@@ -175,7 +175,7 @@ interface CellResult {
   readonly edges: number[];
   readonly lots: number[];
   readonly bytes: number[];
-  /** The store's queries alone (walk, then operations, quality results and lots pipelined). */
+  /** The store's queries alone (walk, then operations, quality results and lots side by side). */
   readonly storeMs: number[];
   /** The use case (store queries and building the tree) plus JSON.stringify of its answer. */
   readonly useCaseMs: number[];
@@ -377,7 +377,7 @@ export async function benchTrace(
         ]),
       ),
       `\nTarget p99 ≤ 50 ms: ${meets ? 'met in every cell' : 'not met in every cell (see the last column)'}. ` +
-        `"store queries" is the genealogy store's trace alone (the walk, then the operations, quality results and lots it reached, pipelined on one connection); "use case + JSON" is the use case in the bench process (store queries and building the tree) plus JSON.stringify of its answer; the first 10 lots of each cell, timed after its requests. The rest of a request's time is HTTP (session check, sending the body).`,
+        `"store queries" is the genealogy store's trace alone (the walk, then the operations, quality results and lots it reached, side by side on three connections); "use case + JSON" is the use case in the bench process (store queries and building the tree) plus JSON.stringify of its answer; the first 10 lots of each cell, timed after its requests. The rest of a request's time is HTTP (session check, sending the body).`,
       `\nThe store's walk backward from ${sample} (over lots, each expanded once, then the edges into them): ${fmt(reach.rows[0]!.edges)} edges from ${fmt(reach.rows[0]!.lots)} lots.\n`,
       '<details><summary>EXPLAIN (ANALYZE, BUFFERS)</summary>\n\n```',
       ...plan.rows.map((r) => r['QUERY PLAN']),
