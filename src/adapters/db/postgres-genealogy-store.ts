@@ -5,6 +5,7 @@ import type {
   LotKind,
   LotStatus,
   QualityResultRecord,
+  TraceLot,
   TraceOperation,
 } from '../../app/material/material-ports.ts';
 import { groupBy } from '../../domain/shared/group-by.ts';
@@ -12,19 +13,33 @@ import { formatQuantity } from '../../domain/shared/quantity.ts';
 import type { Database } from './postgres-pool.ts';
 import { asPg } from './postgres-unit-of-work.ts';
 
-interface LotRow {
-  id: string;
-  kind: LotKind;
-  material_id: string;
-  material_name: string;
-  material_class: string;
-  quantity: string;
-  unit_id: string;
-  status: LotStatus;
-  order_id: string | null;
-  supplier_lot: string | null;
-  has_outgoing?: boolean;
-}
+/** The trace's lookups' rows, as arrays in their statements' column order (rowMode: 'array'). */
+type OperationTuple = [number, string, string, string, string | null];
+type QualityTuple = [
+  number,
+  string,
+  string,
+  string,
+  string | null,
+  string | null,
+  string,
+  string | null,
+  string,
+  number,
+];
+type LotTuple = [
+  string,
+  LotKind,
+  string,
+  string,
+  string,
+  string,
+  string,
+  LotStatus,
+  string | null,
+  string | null,
+  boolean?,
+];
 
 /**
  * The walk's rows arrive as arrays (`rowMode: 'array'`, in walkSql's column order) and become
@@ -210,11 +225,12 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
       const [operations, quality, lots] = await Promise.all([
         opPks.length === 0
           ? null
-          : db.pool.query<Omit<TraceOperation, 'qualityResults'>>({
+          : db.pool.query<OperationTuple>({
               name: 'loom_genealogy_operations',
-              text: `SELECT id, order_id AS "orderId", operation_id AS "operationId", name, work_unit_id AS "workUnit"
+              text: `SELECT id, order_id, operation_id, name, work_unit_id
                        FROM order_operations WHERE id = ANY($1::bigint[])`,
               values: [opPkList],
+              rowMode: 'array',
             }),
         // An operation's results for itself or for a lot in the trace: not those for the other
         // hundred serials the same operation made. IN (SELECT unnest) is a hashed subplan;
@@ -222,64 +238,74 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
         // PostgreSQL time.
         opPks.length === 0
           ? null
-          : db.pool.query<Omit<QualityResultRecord, 'at'> & { operationPk: number; atMs: number }>({
+          : db.pool.query<QualityTuple>({
               name: 'loom_genealogy_quality',
-              text: `SELECT q.operation_pk AS "operationPk", q.characteristic_id AS "characteristicId", q.kind,
-                            COALESCE(q.value_numeric::text, q.value_attribute) AS value, q.lsl::text AS lsl,
-                            q.usl::text AS usl, q.verdict, q.lot_id AS "lotId", q.actor,
-                            floor(extract(epoch FROM q.at) * 1000)::bigint AS "atMs"
+              text: `SELECT q.operation_pk, q.characteristic_id, q.kind,
+                            COALESCE(q.value_numeric::text, q.value_attribute), q.lsl::text, q.usl::text,
+                            q.verdict, q.lot_id, q.actor, floor(extract(epoch FROM q.at) * 1000)::bigint
                        FROM quality_results q
                       WHERE q.operation_pk = ANY($1::bigint[])
                         AND (q.lot_id IS NULL OR q.lot_id IN (SELECT unnest($2::text[])))
                       ORDER BY q.id`,
               values: [opPkList, lotIds],
+              rowMode: 'array',
             }),
-        db.pool.query<LotRow>({
+        db.pool.query<LotTuple>({
           name: opts?.outgoing ? 'loom_genealogy_lots_outgoing' : 'loom_genealogy_lots',
-          text: `SELECT l.id, l.kind, l.material_id, m.name AS material_name, m.class AS material_class,
-                        trim_scale(l.quantity)::text AS quantity, l.unit_id, l.status, l.order_id, l.supplier_lot
-                        ${opts?.outgoing ? ', EXISTS (SELECT 1 FROM genealogy_edges g WHERE g.from_lot = l.id) AS has_outgoing' : ''}
+          text: `SELECT l.id, l.kind, l.material_id, m.name, m.class, trim_scale(l.quantity)::text, l.unit_id,
+                        l.status, l.order_id, l.supplier_lot
+                        ${opts?.outgoing ? ', EXISTS (SELECT 1 FROM genealogy_edges g WHERE g.from_lot = l.id)' : ''}
                    FROM lots l JOIN material_definitions m ON m.id = l.material_id
                   WHERE l.id = ANY($1::text[])`,
           values: [lotIds],
+          rowMode: 'array',
         }),
       ]);
-      const results = groupBy(quality?.rows ?? [], (row) => row.operationPk);
+      // Records straight from the rows (as the walk's edges): no row objects copied into others.
+      const results = new Map<number, QualityResultRecord[]>();
+      for (const q of quality?.rows ?? []) {
+        const record: QualityResultRecord = {
+          characteristicId: q[1],
+          kind: q[2],
+          value: q[3],
+          lsl: q[4],
+          usl: q[5],
+          verdict: q[6],
+          lotId: q[7],
+          actor: q[8],
+          at: new Date(q[9]).toISOString(),
+        };
+        const list = results.get(q[0]);
+        if (list) list.push(record);
+        else results.set(q[0], [record]);
+      }
       return {
         // Every walked row is reachable; one left out by byDepth lies beyond maxDepth.
         truncated: edges.length < walkedEdges,
         edges,
         operations: (operations?.rows ?? []).map((o): TraceOperation => ({
-          id: o.id,
-          orderId: o.orderId,
-          operationId: o.operationId,
-          name: o.name,
-          workUnit: o.workUnit,
-          qualityResults: (results.get(o.id) ?? []).map((q): QualityResultRecord => ({
-            characteristicId: q.characteristicId,
-            kind: q.kind,
-            value: q.value,
-            lsl: q.lsl,
-            usl: q.usl,
-            verdict: q.verdict,
-            lotId: q.lotId,
-            actor: q.actor,
-            at: new Date(q.atMs).toISOString(),
-          })),
+          id: o[0],
+          orderId: o[1],
+          operationId: o[2],
+          name: o[3],
+          workUnit: o[4],
+          qualityResults: results.get(o[0]) ?? [],
         })),
-        lots: lots.rows.map((l) => ({
-          id: l.id,
-          kind: l.kind,
-          material: l.material_id,
-          materialName: l.material_name,
-          materialClass: l.material_class,
-          quantity: l.quantity,
-          unit: l.unit_id,
-          status: l.status,
-          orderId: l.order_id,
-          supplierLot: l.supplier_lot,
-          ...(opts?.outgoing ? { hasOutgoing: l.has_outgoing === true } : {}),
-        })),
+        lots: lots.rows.map((l): TraceLot => {
+          const lot: TraceLot = {
+            id: l[0],
+            kind: l[1],
+            material: l[2],
+            materialName: l[3],
+            materialClass: l[4],
+            quantity: l[5],
+            unit: l[6],
+            status: l[7],
+            orderId: l[8],
+            supplierLot: l[9],
+          };
+          return opts?.outgoing ? { ...lot, hasOutgoing: l[10] === true } : lot;
+        }),
       };
     },
 
