@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { createTestApp, type TestApp } from '../support/app.ts';
 import { insertOperation, insertOrder } from '../support/execution-fixtures.ts';
 import { runLoom } from '../support/loom-process.ts';
-import { textArrayLiteral } from '../../src/adapters/db/postgres-genealogy-store.ts';
+import { postgresGenealogyStore, textArrayLiteral } from '../../src/adapters/db/postgres-genealogy-store.ts';
+import { GenealogyTrace } from '../../src/app/material/trace-genealogy.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE = readFileSync(path.join(ROOT, 'examples/plant.yaml'), 'utf8');
@@ -435,6 +436,32 @@ describe('forward trace and recall', () => {
     const short = await ok('GET', '/api/trace/backward/DEEP-10', qa);
     assert.equal(short.edgeCount, 45);
     assert.equal(short.depthLimitReached, false);
+  });
+});
+
+describe('the trace as JSON text', () => {
+  it('is exactly JSON.stringify of the trace, in both directions, truncated or not, and the API sends it', async () => {
+    const use = new GenealogyTrace({ genealogy: postgresGenealogyStore(t.database.db) });
+    const cases = [
+      ['CAR-1', 'backward'],
+      ['CAR-2', 'backward'],
+      ['HARN-SUP', 'forward'],
+      ['DEEP-0', 'backward'],
+      ['DEEP-55', 'forward'],
+      ['NOPE', 'backward'],
+    ] as const;
+    for (const [lot, direction] of cases) {
+      const view = await use.trace(lot, direction);
+      const text = await use.traceJson(lot, direction);
+      if (!view.ok || !text.ok) {
+        assert.equal(view.ok, text.ok, `${lot}: both found or both not`);
+        assert.equal(lot, 'NOPE');
+        continue;
+      }
+      assert.equal(text.value, JSON.stringify(view.value), `${direction} ${lot}`);
+      const res = await send('GET', `/api/trace/${direction}/${lot}`, qa);
+      assert.equal(res.body, text.value, `the API's answer for ${direction} ${lot}`);
+    }
   });
 });
 

@@ -196,20 +196,24 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
       );
     },
 
-    async trace(lotId, direction, maxDepth, opts) {
-      // The walk, then the operations, quality results and lots it reached as three statements
-      // on connections of their own, so PostgreSQL runs them side by side on the machine's cores.
-      // Pipelined on one connection they ran one after another: the store call for a level-12
-      // trace took 17–21 ms (median) against 14–17 ms now (session 14, paired runs). No connection
-      // is held while another is awaited, so concurrent traces cannot starve the pool.
+    async walk(lotId, direction, maxDepth) {
       const walked = await db.pool.query<EdgeTuple>({
         name: `loom_genealogy_walk_${direction}`,
         text: walkSql(direction),
         values: [lotId],
         rowMode: 'array',
       });
-      const walkedEdges = walked.rows.length;
       const edges = byDepth(lotId, edgeRecords(walked.rows), direction, maxDepth);
+      // Every walked row is reachable; one left out by byDepth lies beyond maxDepth.
+      return { edges, truncated: edges.length < walked.rows.length };
+    },
+
+    async reached(lotId, edges, opts) {
+      // The operations, quality results and lots as three statements on connections of their
+      // own, so PostgreSQL runs them side by side on the machine's cores. Pipelined on one
+      // connection they ran one after another: the store call for a level-12 trace took 17–21 ms
+      // (median) against 14–17 ms side by side (session 14, paired runs). No connection is held
+      // while another is awaited, so concurrent traces cannot starve the pool.
       const opSet = new Set<number>();
       const lotSet = new Set<string>([lotId]);
       for (const e of edges) {
@@ -280,9 +284,6 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
         else results.set(q[0], [record]);
       }
       return {
-        // Every walked row is reachable; one left out by byDepth lies beyond maxDepth.
-        truncated: edges.length < walkedEdges,
-        edges,
         operations: (operations?.rows ?? []).map((o): TraceOperation => ({
           id: o[0],
           orderId: o[1],

@@ -171,20 +171,23 @@ export interface GenealogyStore {
   /**
    * Every edge reachable from `lotId` (backward: towards what it was made from; forward: towards
    * what it went into), each once, ordered by its smallest depth, then id; walks at most
-   * `maxDepth` levels. With the lots at both ends of every edge and `lotId` itself (absent when it
-   * does not exist), and the operations on the edges; `outgoing` also fills each lot's
-   * `hasOutgoing`. `truncated`: edges beyond `maxDepth` were left out.
+   * `maxDepth` levels. `truncated`: edges beyond `maxDepth` were left out.
    */
-  trace(
+  walk(
     lotId: string,
     direction: 'backward' | 'forward',
     maxDepth: number,
+  ): Promise<{ edges: GenealogyEdgeRecord[]; truncated: boolean }>;
+  /**
+   * What a walk from `lotId` reached: the lots at both ends of `edges` and `lotId` itself (absent
+   * when it does not exist), and the operations on the edges with their quality results for
+   * themselves or for those lots. `outgoing` also fills each lot's `hasOutgoing`. A separate call,
+   * so the caller can work on the edges while PostgreSQL looks these up.
+   */
+  reached(
+    lotId: string,
+    edges: readonly GenealogyEdgeRecord[],
     opts?: { outgoing?: boolean },
-  ): Promise<{
-    edges: GenealogyEdgeRecord[];
-    lots: TraceLot[];
-    operations: TraceOperation[];
-    truncated: boolean;
-  }>;
+  ): Promise<{ lots: TraceLot[]; operations: TraceOperation[] }>;
   orders(ids: readonly string[]): Promise<OrderSummary[]>;
 }

@@ -89,12 +89,45 @@ export class GenealogyTrace {
 
   /** Backward: what `id` was made from, all levels down to received material. Forward: what it went into. */
   async trace(id: string, direction: TraceDirection): Promise<Result<TraceView>> {
-    const found = await this.#genealogy.trace(id, direction, TRACE_DEPTH_LIMIT);
-    // The store lists a lot's hasOutgoing only when asked (recall), so its lots are views as they are.
-    const lots = byId<TraceLotView>(found.lots);
-    if (!(id in lots)) return lotNotFound(id);
+    const t = await this.#trace(id, direction, false);
+    if (!t.ok) return t;
+    const { root, found } = t.value;
+    return ok({
+      direction,
+      root,
+      lots: found.lots,
+      operations: byId(found.operations),
+      lotCount: found.lotCount,
+      edgeCount: found.edgeCount,
+      depthLimit: TRACE_DEPTH_LIMIT,
+      depthLimitReached: found.truncated,
+    });
+  }
+
+  /**
+   * The trace as its JSON text, the same as `JSON.stringify` of `trace()`'s view. The tree is built
+   * and serialised while PostgreSQL looks up the lots and operations the walk reached (about a
+   * tenth of a deep trace's time, which otherwise waits one for the other).
+   */
+  async traceJson(id: string, direction: TraceDirection): Promise<Result<string>> {
+    const t = await this.#trace(id, direction, true);
+    if (!t.ok) return t;
+    const { rootJson, found } = t.value;
+    return ok(
+      `{"direction":${JSON.stringify(direction)},"root":${rootJson},"lots":${JSON.stringify(found.lots)},` +
+        `"operations":${JSON.stringify(byId(found.operations))},"lotCount":${found.lotCount},` +
+        `"edgeCount":${found.edgeCount},"depthLimit":${TRACE_DEPTH_LIMIT},"depthLimitReached":${found.truncated}}`,
+    );
+  }
+
+  async #trace(id: string, direction: TraceDirection, serialise: boolean) {
+    const walk = await this.#genealogy.walk(id, direction, TRACE_DEPTH_LIMIT);
+    // PostgreSQL looks up what the walk reached while the tree is built (and serialised).
+    const reached = this.#genealogy.reached(id, walk.edges);
+    // Should building the tree throw, `reached` is never awaited: its rejection must not go unhandled.
+    reached.catch(() => undefined);
     const backward = direction === 'backward';
-    const next = groupBy(found.edges, (e) => (backward ? e.to : e.from));
+    const next = groupBy(walk.edges, (e) => (backward ? e.to : e.from));
     const expanded = new Set<string>();
     // Every node has the same four properties (undefined ones are left out of the JSON): one
     // object shape, which V8 builds and serialises much faster than several shapes made by spreads.
@@ -109,23 +142,29 @@ export class GenealogyTrace {
       }
       return { lot, via, repeated: undefined, children };
     };
+    const root = build(id, undefined);
+    const rootJson = serialise ? JSON.stringify(root) : '';
+    const { lots: lotList, operations } = await reached;
+    // The store lists a lot's hasOutgoing only when asked (recall), so its lots are views as they are.
+    const lots = byId<TraceLotView>(lotList);
+    if (!(id in lots)) return lotNotFound(id);
     return ok({
-      direction,
-      root: build(id, undefined),
-      lots,
-      operations: byId(found.operations),
-      lotCount: found.lots.length,
-      edgeCount: found.edges.length,
-      depthLimit: TRACE_DEPTH_LIMIT,
-      depthLimitReached: found.truncated,
+      root,
+      rootJson,
+      found: {
+        lots,
+        operations,
+        lotCount: lotList.length,
+        edgeCount: walk.edges.length,
+        truncated: walk.truncated,
+      },
     });
   }
 
   /** From one suspect lot: every finished unit or lot it reached and every production order involved. */
   async recall(id: string): Promise<Result<RecallView>> {
-    const { edges, lots, operations } = await this.#genealogy.trace(id, 'forward', TRACE_DEPTH_LIMIT, {
-      outgoing: true,
-    });
+    const { edges } = await this.#genealogy.walk(id, 'forward', TRACE_DEPTH_LIMIT);
+    const { lots, operations } = await this.#genealogy.reached(id, edges, { outgoing: true });
     const suspect = lots.find((l) => l.id === id);
     if (!suspect) return lotNotFound(id);
     const reached = [...new Set(edges.map((e) => e.to))];

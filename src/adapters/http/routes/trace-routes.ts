@@ -29,11 +29,12 @@ export function traceRoutes(trace: GenealogyTrace) {
           },
         },
         async (req, reply) => {
-          const r = await trace.trace(req.params.id, direction);
+          // The use case serialises the tree while PostgreSQL still looks up the lots it reached.
+          const r = await trace.traceJson(req.params.id, direction);
           if (!r.ok) return sendProblem(reply, r.error);
           // A deep trace is a megabyte of JSON: encoded once here, its length is the buffer's,
           // instead of Fastify measuring the string and the socket encoding it again.
-          return reply.type('application/json; charset=utf-8').send(Buffer.from(JSON.stringify(r.value)));
+          return reply.type('application/json; charset=utf-8').send(Buffer.from(r.value));
         },
       );
     }
