@@ -421,6 +421,8 @@ describe('forward trace and recall', () => {
     );
     const trace = await ok('GET', '/api/trace/backward/DEEP-0', qa);
     assert.equal(trace.edgeCount, 50);
+    assert.equal(trace.lotCount, 51, 'DEEP-0 … DEEP-50: no lot beyond the limit is listed');
+    assert.equal('DEEP-51' in trace.lots, false);
     assert.equal(trace.depthLimit, 50);
     assert.equal(trace.depthLimitReached, true);
     let node = resolve(trace as Trace);
