@@ -240,29 +240,20 @@ export class AuthService {
   }
 
   /**
-   * After this process committed a change to a user, session or token: cached credentials are
-   * dropped at once (other processes hear of it through the change notification).
+   * Runs a change to users, sessions or tokens, then drops this process's cached credentials at
+   * once (other processes hear of it through the change notification, ADR 0013).
    */
-  #credentialsChanged(): void {
-    this.deps.credentials?.invalidate();
-  }
-
-  /** Runs a transaction that changes users, sessions or tokens, then drops cached credentials. */
   async #changingCredentials<T>(work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } finally {
-      this.#credentialsChanged();
+      this.deps.credentials?.invalidate();
     }
   }
 
   async logout(principal: Principal): Promise<void> {
-    if (!principal.sessionTokenHash) return;
-    try {
-      await this.deps.users.revokeSession(null, principal.sessionTokenHash);
-    } finally {
-      this.#credentialsChanged();
-    }
+    const tokenHash = principal.sessionTokenHash;
+    if (tokenHash) await this.#changingCredentials(() => this.deps.users.revokeSession(null, tokenHash));
   }
 
   /**

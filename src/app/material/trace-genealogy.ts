@@ -90,18 +90,7 @@ export class GenealogyTrace {
   /** Backward: what `id` was made from, all levels down to received material. Forward: what it went into. */
   async trace(id: string, direction: TraceDirection): Promise<Result<TraceView>> {
     const t = await this.#trace(id, direction, false);
-    if (!t.ok) return t;
-    const { root, found } = t.value;
-    return ok({
-      direction,
-      root,
-      lots: found.lots,
-      operations: byId(found.operations),
-      lotCount: found.lotCount,
-      edgeCount: found.edgeCount,
-      depthLimit: TRACE_DEPTH_LIMIT,
-      depthLimitReached: found.truncated,
-    });
+    return t.ok ? ok(t.value.view) : t;
   }
 
   /**
@@ -112,11 +101,11 @@ export class GenealogyTrace {
   async traceJson(id: string, direction: TraceDirection): Promise<Result<string>> {
     const t = await this.#trace(id, direction, true);
     if (!t.ok) return t;
-    const { rootJson, found } = t.value;
+    const { view: v, rootJson } = t.value;
     return ok(
-      `{"direction":${JSON.stringify(direction)},"root":${rootJson},"lots":${JSON.stringify(found.lots)},` +
-        `"operations":${JSON.stringify(byId(found.operations))},"lotCount":${found.lotCount},` +
-        `"edgeCount":${found.edgeCount},"depthLimit":${TRACE_DEPTH_LIMIT},"depthLimitReached":${found.truncated}}`,
+      `{"direction":${JSON.stringify(v.direction)},"root":${rootJson},"lots":${JSON.stringify(v.lots)},` +
+        `"operations":${JSON.stringify(v.operations)},"lotCount":${v.lotCount},"edgeCount":${v.edgeCount},` +
+        `"depthLimit":${v.depthLimit},"depthLimitReached":${v.depthLimitReached}}`,
     );
   }
 
@@ -149,15 +138,17 @@ export class GenealogyTrace {
     const lots = byId<TraceLotView>(lotList);
     if (!(id in lots)) return lotNotFound(id);
     return ok({
-      root,
-      rootJson,
-      found: {
+      view: {
+        direction,
+        root,
         lots,
-        operations,
+        operations: byId(operations),
         lotCount: lotList.length,
         edgeCount: walk.edges.length,
-        truncated: walk.truncated,
-      },
+        depthLimit: TRACE_DEPTH_LIMIT,
+        depthLimitReached: walk.truncated,
+      } satisfies TraceView,
+      rootJson,
     });
   }
 
