@@ -4,7 +4,7 @@
  * See bench/README.md for the environment variables.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { benchCompletions } from './completions.ts';
 import { openBenchPostgres } from './postgres.ts';
@@ -115,11 +115,15 @@ const report = [
 ].join('\n');
 console.log(report);
 if (!args.includes('--no-write')) {
+  // The file is the record of every session's runs and the notes between them: a run appends its
+  // report (it replaced the whole file once, and each session had to put the history back by hand).
   const file = new URL('./RESULTS.md', import.meta.url);
-  writeFileSync(
-    file,
-    `# Benchmark results\n\nWritten by \`npm run bench\` (each run replaces this file; commit it to keep a record). ` +
-      `How to run: bench/README.md.\n\n${report}`,
-  );
-  log(`written to bench/RESULTS.md`);
+  if (existsSync(file)) appendFileSync(file, `\n${report}`);
+  else
+    writeFileSync(
+      file,
+      `# Benchmark results\n\nAppended by \`npm run bench\`, oldest first; commit it to keep a record. ` +
+        `How to run: bench/README.md.\n\n${report}`,
+    );
+  log(`appended to bench/RESULTS.md`);
 }
