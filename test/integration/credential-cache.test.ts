@@ -41,6 +41,17 @@ async function eventually(what: string, check: () => Promise<boolean>): Promise<
   assert.fail(`${what}: not within 5 s`);
 }
 
+/** Runs `check` with the shared clock `ms` later, then puts the clock back. */
+async function later(ms: number, check: () => Promise<void>): Promise<void> {
+  const now = a.clock.now();
+  a.clock.set(new Date(now.getTime() + ms));
+  try {
+    await check();
+  } finally {
+    a.clock.set(now);
+  }
+}
+
 /** Changes a credential's row without the change being announced (as a missed notification would). */
 async function silently(sql: string, params: unknown[]): Promise<void> {
   const c = await a.database.superuser();
@@ -63,13 +74,7 @@ describe('credential cache (ADR 0013)', () => {
     assert.equal(await me(b, cookie), 200, 'b serves the session it read before from memory');
     assert.equal(await me(a.loom, cookie), 401, 'a reads the database and finds it revoked');
     // A minute later the session would be touched: b reads the database again and refuses it.
-    const now = a.clock.now();
-    a.clock.set(new Date(now.getTime() + 61_000));
-    try {
-      assert.equal(await me(b, cookie), 401);
-    } finally {
-      a.clock.set(now);
-    }
+    await later(61_000, async () => assert.equal(await me(b, cookie), 401));
   });
 
   it('a logout ends the session at once where it happened and within a notification elsewhere', async () => {
@@ -133,13 +138,7 @@ describe('credential cache (ADR 0013)', () => {
     const u = await a.userWithRoles('cached-idle', ['operator']);
     const cookie = { cookie: u.cookie };
     assert.equal(await me(b, cookie), 200);
-    const now = a.clock.now();
-    a.clock.set(new Date(now.getTime() + 31 * 60_000));
-    try {
-      assert.equal(await me(b, cookie), 401);
-    } finally {
-      a.clock.set(now);
-    }
+    await later(31 * 60_000, async () => assert.equal(await me(b, cookie), 401));
   });
 
   it('serves nothing from memory while the LISTEN connection is lost, and resumes when it is back', async () => {
