@@ -458,6 +458,115 @@ describe('dispatch', () => {
     });
     assert.ok(unit.json<{ order: string }[]>().some((e) => e.order === urgent.order.id));
   });
+
+  // The dispatch lists read operation_queue (ADR 0015): one row per operation still to be done,
+  // kept by triggers. It must always equal what order_operations says.
+  async function queueDrift() {
+    const r = await t.database.db.query<{ missing: string[] | null; extra: string[] | null }>(
+      `WITH expected AS (
+         SELECT o.id, o.work_center_id, o.work_unit_id
+           FROM order_operations o JOIN production_orders p ON p.id = o.order_id
+          WHERE o.state <> 'Completed' AND p.state <> 'Cancelled'),
+       queued AS (SELECT operation_pk AS id, work_center_id, work_unit_id FROM operation_queue)
+       SELECT (SELECT array_agg(row(e.*)::text) FROM (SELECT * FROM expected EXCEPT SELECT * FROM queued) e) AS missing,
+              (SELECT array_agg(row(e.*)::text) FROM (SELECT * FROM queued EXCEPT SELECT * FROM expected) e) AS extra`,
+    );
+    return r.rows[0]!;
+  }
+  const listed = async (query: string) => {
+    const res = await t.app.inject({
+      method: 'GET',
+      url: `/api/dispatch?${query}`,
+      headers: { cookie: anna.cookie },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    return res.json<{ order: string; operation: string; state: string }[]>();
+  };
+
+  it('keeps the queue it lists from exact through start, completion and cancellation', async () => {
+    const clean = { missing: null, extra: null };
+    const { order, operations } = await newOrder(2, { priority: 2 });
+    const other = await newOrder(1, { priority: 2 });
+    assert.deepEqual(await queueDrift(), clean, 'new operations enter the queue');
+
+    const first = operations[0]!.id;
+    assert.equal(
+      (await post(`/api/operations/${first}/start`, anna.cookie, { workUnit: 'weld-robot-1' })).statusCode,
+      200,
+    );
+    assert.deepEqual(await queueDrift(), clean, 'the queue follows the work unit a start assigns');
+    const mine = (await listed('workUnit=weld-robot-1')).filter((e) => e.order === order.id);
+    assert.deepEqual(
+      mine.map((e) => [e.operation, e.state]),
+      [['10', 'Running']],
+    );
+
+    assert.equal((await post(`/api/operations/${first}/complete`, anna.cookie, { good: 2 })).statusCode, 200);
+    assert.deepEqual(await queueDrift(), clean, 'a completed operation leaves the queue');
+    assert.ok(!(await listed('workUnit=weld-robot-1')).some((e) => e.order === order.id));
+    assert.deepEqual(
+      (await listed('workCenter=paint-line-1'))
+        .filter((e) => e.order === order.id)
+        .map((e) => [e.operation, e.state]),
+      [['20', 'Ready']],
+      'the next step is listed at its work center once readied',
+    );
+
+    assert.equal(
+      (
+        await post(`/api/orders/${other.order.id}/cancel`, supervisor.cookie, {
+          reason: 'customer cancelled',
+        })
+      ).statusCode,
+      200,
+    );
+    assert.deepEqual(await queueDrift(), clean, 'a cancelled order’s operations leave the queue');
+    const left = await t.database.db.query(
+      'SELECT 1 FROM operation_queue q JOIN order_operations o ON o.id = q.operation_pk WHERE o.order_id = $1',
+      [other.order.id],
+    );
+    assert.equal(left.rowCount, 0);
+    assert.ok(!(await listed('workCenter=body-line-1')).some((e) => e.order === other.order.id));
+  });
+
+  it('changes an operation’s state without writing an index entry (a HOT update)', async () => {
+    const indexed = await t.database.db.query<{ column: string }>(
+      `SELECT DISTINCT a.attname AS column
+         FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+        WHERE i.indrelid = 'order_operations'::regclass
+        ORDER BY 1`,
+    );
+    assert.deepEqual(
+      indexed.rows.map((r) => r.column),
+      ['id', 'operation_id', 'order_id', 'sequence'],
+      'no index of order_operations covers a column that a state change writes',
+    );
+    const { operations } = await newOrder(1);
+    const client = await t.database.db.pool.connect();
+    try {
+      // The xact counters also hold this backend's earlier, not yet reported updates: compare.
+      const counters = async () =>
+        (
+          await client.query<{ updated: string; hot: string }>(
+            `SELECT pg_stat_get_xact_tuples_updated('order_operations'::regclass)::text AS updated,
+                    pg_stat_get_xact_tuples_hot_updated('order_operations'::regclass)::text AS hot`,
+          )
+        ).rows[0]!;
+      await client.query('BEGIN');
+      const before = await counters();
+      await client.query(`UPDATE order_operations SET state = 'Ready', planned_quantity = 1 WHERE id = $1`, [
+        operations[1]!.id,
+      ]);
+      const after = await counters();
+      assert.deepEqual(
+        [Number(after.updated) - Number(before.updated), Number(after.hot) - Number(before.hot)],
+        [1, 1],
+      );
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
 });
 
 describe('audit entries of every execution write', () => {

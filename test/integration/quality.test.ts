@@ -282,6 +282,14 @@ describe('NCR dispositions', () => {
     assert.equal(row.state, 'Ready');
     assert.equal(row.is_rework, true);
     assert.equal(row.rework_of, op10);
+    assert.equal(
+      await count('SELECT count(*) FROM operation_queue WHERE operation_pk = $1 AND work_center_id = $2', [
+        rw1.pk,
+        original.work_center_id,
+      ]),
+      1,
+      'the rework operation enters the dispatch queue of its work center',
+    );
     assert.equal(row.rework_loop, 1);
     assert.equal(row.planned_quantity, '1.000000');
     for (const field of [

@@ -77,8 +77,8 @@ export async function setOperation(
   workUnitId: string | null = null,
 ): Promise<void> {
   await t.database.db.query(
-    `UPDATE order_operations SET state = $2, work_unit_id = COALESCE($3, work_unit_id),
-            started_at = CASE WHEN $2 IN ('Running', 'Paused') THEN COALESCE(started_at, now()) ELSE started_at END
+    `UPDATE order_operations SET state = $2::text, work_unit_id = COALESCE($3, work_unit_id),
+            started_at = CASE WHEN $2::text IN ('Running', 'Paused') THEN COALESCE(started_at, now()) ELSE started_at END
       WHERE id = $1`,
     [pk, state, workUnitId],
   );

@@ -390,12 +390,12 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
       if (f.workUnitId) {
         values.push(f.workUnitId);
         // A unit's list: work assigned to it, or open work of its work center that it may run.
-        where = `(o.work_unit_id = $1 OR (o.work_unit_id IS NULL
-                  AND o.work_center_id = (SELECT parent_id FROM equipment WHERE id = $1)
+        where = `(q.work_unit_id = $1 OR (q.work_unit_id IS NULL
+                  AND q.work_center_id = (SELECT parent_id FROM equipment WHERE id = $1)
                   AND (cardinality(o.allowed_work_units) = 0 OR $1 = ANY (o.allowed_work_units))))`;
       } else {
         values.push(f.workCenterId);
-        where = 'o.work_center_id = $1';
+        where = 'q.work_center_id = $1';
       }
       const r = await db.pool.query<
         OperationRow & {
@@ -412,7 +412,9 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
                 NOT EXISTS (SELECT 1 FROM order_operations e
                              WHERE e.order_id = o.order_id AND e.sequence < o.sequence
                                AND NOT e.is_rework AND e.state <> 'Completed') AS predecessors_completed
-           FROM order_operations o JOIN production_orders p ON p.id = o.order_id
+           FROM operation_queue q
+           JOIN order_operations o ON o.id = q.operation_pk
+           JOIN production_orders p ON p.id = o.order_id
           WHERE ${where} AND o.state IN ('Ready', 'Running', 'Paused')
             AND p.state IN ('Released', 'InProgress')`,
         values,
