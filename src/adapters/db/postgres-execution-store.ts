@@ -412,6 +412,7 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
                 NOT EXISTS (SELECT 1 FROM order_operations e
                              WHERE e.order_id = o.order_id AND e.sequence < o.sequence
                                AND NOT e.is_rework AND e.state <> 'Completed') AS predecessors_completed
+           -- From the open operations only (operation_queue, ADR 0015), never from all work ever done.
            FROM operation_queue q
            JOIN order_operations o ON o.id = q.operation_pk
            JOIN production_orders p ON p.id = o.order_id
