@@ -34,7 +34,21 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await admin.end();
   const url = withDatabase(serverUrl, name);
   const db = createDatabase(url, { poolSize: 5, logger: pino({ level: 'silent' }) });
-  await migrate(db);
+  const drop = async () => {
+    await db.close();
+    const a = new pg.Client({ connectionString: serverUrl });
+    await a.connect();
+    await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await a.end();
+  };
+  try {
+    await migrate(db);
+  } catch (e) {
+    // A failing migration fails the test file's setup, which then has nothing to close: drop the
+    // database here, or every test file leaves one behind on the shared server.
+    await drop();
+    throw e;
+  }
   return {
     db,
     url,
@@ -43,12 +57,6 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await c.connect();
       return c;
     },
-    async drop() {
-      await db.close();
-      const a = new pg.Client({ connectionString: serverUrl });
-      await a.connect();
-      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await a.end();
-    },
+    drop,
   };
 }
