@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { deferInsert, deferUpdate, takeDeferred } from '../../src/adapters/db/postgres-deferred-writes.ts';
+import {
+  deferInsert,
+  deferUpdate,
+  JSONB_COLUMNS,
+  MAX_PARAMETER_ROWS,
+  takeDeferred,
+} from '../../src/adapters/db/postgres-deferred-writes.ts';
 import { migrate } from '../../src/adapters/db/migrate.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
@@ -223,13 +229,108 @@ describe('PostgreSQL pool and migrations', () => {
         (
           await tx.query<{ generic: number; custom: number }>(
             `SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements
-              WHERE statement LIKE 'WITH w0 AS (UPDATE users %'`,
+              WHERE statement LIKE 'WITH w0 AS (UPDATE users %) INSERT INTO outbox_events %'`,
           )
         ).rows,
     );
     assert.equal(stats.length, 1, 'one prepared statement on the connection');
     assert.deepEqual(stats[0], { generic: 8, custom: 0 });
     assert.equal(await rows(`SELECT 1 FROM outbox_events WHERE aggregate_id = '${name}'`), 8);
+  });
+
+  it('knows every jsonb column of the deferrable tables', async () => {
+    const r = await d.db.query<{ table: string; column: string }>(
+      `SELECT c.relname AS table, a.attname AS column FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        WHERE c.relname = ANY($1) AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+          AND a.atttypid = 'jsonb'::regtype ORDER BY 1, 2`,
+      [Object.keys(JSONB_COLUMNS)],
+    );
+    const catalog: Record<string, string[]> = Object.fromEntries(
+      Object.keys(JSONB_COLUMNS).map((t) => [t, []]),
+    );
+    for (const row of r.rows) catalog[row.table]!.push(row.column);
+    const known = Object.fromEntries(Object.entries(JSONB_COLUMNS).map(([t, cs]) => [t, [...cs].sort()]));
+    assert.deepEqual(known, catalog);
+  });
+
+  it('writes the same values as parameters (few rows) as through one JSON array (many rows)', async () => {
+    // Each kind of value a jsonb column can be given, a timestamp as a Date and as text, and NULL.
+    const payloads: unknown[] = [{ k: 'v', n: [1, 2] }, 'a string', [1, 'two'], 42, true, null];
+    const write = async (tag: string, count: number) => {
+      const shapes: string[] = [];
+      await d.db.transaction(async (tx) => {
+        for (let i = 0; i < count; i++) {
+          deferInsert(tx, 'audit_log', {
+            actor_name: 'test',
+            action: `write.${i}`,
+            entity_type: 'test',
+            entity_id: tag,
+            reason: i % 2 ? null : `reason ${i}`,
+            old_value: payloads[i % payloads.length],
+            new_value: { i },
+          });
+          deferInsert(tx, 'outbox_events', {
+            ...testEvent(tag),
+            payload: payloads[i % (payloads.length - 1)],
+            next_attempt_at: i % 2 ? new Date('2026-01-02T03:04:05.678Z') : '2026-01-02T03:04:05.678Z',
+          });
+        }
+        const statement = takeDeferred(tx)!;
+        shapes.push(statement.text);
+        await tx.query(statement);
+      });
+      const audit = await d.db.query(
+        `SELECT action, reason, old_value, new_value FROM audit_log WHERE entity_id = $1 ORDER BY id`,
+        [tag],
+      );
+      const outbox = await d.db.query(
+        `SELECT payload, next_attempt_at FROM outbox_events WHERE aggregate_id = $1 ORDER BY id`,
+        [tag],
+      );
+      return { shape: shapes[0]!, rows: [...audit.rows, ...outbox.rows] };
+    };
+    const few = await write('values-few', MAX_PARAMETER_ROWS);
+    const many = await write('values-many', MAX_PARAMETER_ROWS + 3);
+    assert.match(few.shape, /VALUES/);
+    assert.doesNotMatch(few.shape, /jsonb_populate_recordset/);
+    assert.match(many.shape, /jsonb_populate_recordset/);
+    assert.equal(few.rows.length, 2 * MAX_PARAMETER_ROWS);
+    // The first rows of both transactions were given the same values.
+    const firstOf = (rows: unknown[], n: number) => [...rows.slice(0, n)];
+    assert.deepEqual(
+      firstOf(few.rows, MAX_PARAMETER_ROWS),
+      firstOf(many.rows, MAX_PARAMETER_ROWS),
+      'audit rows',
+    );
+    assert.deepEqual(
+      few.rows.slice(MAX_PARAMETER_ROWS),
+      many.rows.slice(MAX_PARAMETER_ROWS + 3, 2 * MAX_PARAMETER_ROWS + 3),
+      'outbox rows',
+    );
+    assert.deepEqual((few.rows[1] as { old_value: unknown }).old_value, 'a string');
+  });
+
+  it('gathers no statistics on JSON payload columns, and still on the columns queries filter by', async () => {
+    await d.db.query(
+      `INSERT INTO audit_log (actor_name, action, entity_type, entity_id, old_value, new_value)
+       SELECT 'stats', 'stats.test', 'test', g::text, jsonb_build_object('g', g), '{"x": 1}' FROM generate_series(1, 50) g`,
+    );
+    await d.db.query('ANALYZE audit_log, routing_operations');
+    const r = await d.db.query<{ attname: string }>(
+      `SELECT attname FROM pg_stats WHERE tablename = 'audit_log' AND schemaname = current_schema() ORDER BY 1`,
+    );
+    const analysed = r.rows.map((row) => row.attname);
+    assert.ok(analysed.includes('entity_id') && analysed.includes('action'), analysed.join());
+    for (const skipped of ['old_value', 'new_value', 'signature'])
+      assert.ok(!analysed.includes(skipped), skipped);
+    const kept = await d.db.query<{ target: number | null }>(
+      `SELECT attstattarget AS target FROM pg_attribute WHERE attrelid = 'routing_operations'::regclass AND attname = 'parameters'`,
+    );
+    assert.notEqual(
+      kept.rows[0]?.target,
+      0,
+      'routing_operations.parameters is searched with @> and keeps its statistics',
+    );
   });
 
   it('runs COPY on a connection that is not pipelined', async () => {
