@@ -459,6 +459,25 @@ describe('dispatch', () => {
     assert.ok(unit.json<{ order: string }[]>().some((e) => e.order === urgent.order.id));
   });
 
+  it('answers an empty list only for equipment that exists at the level asked', async () => {
+    const get = (query: string) =>
+      t.app.inject({ method: 'GET', url: `/api/dispatch?${query}`, headers: { cookie: anna.cookie } });
+    const unknown = await get('workUnit=weld-robot-99');
+    assert.equal(unknown.statusCode, 404, unknown.body);
+    assert.equal(unknown.json<{ code: string }>().code, 'LOOM_PLANT_NOT_FOUND');
+    assert.match(unknown.json<{ detail: string }>().detail, /weld-robot-99/);
+    const wrongLevel = await get('workCenter=weld-robot-1');
+    assert.equal(wrongLevel.statusCode, 400, wrongLevel.body);
+    const issue = wrongLevel.json<{ issues: { path: string; message: string }[] }>().issues[0]!;
+    assert.equal(issue.path, 'workCenter');
+    assert.match(issue.message, /workUnit=weld-robot-1/);
+    const area = await get('workUnit=body-shop');
+    assert.equal(area.statusCode, 400, area.body);
+    // A work unit with nothing queued still answers 200 with an empty list.
+    const idle = await get('workUnit=asm-station-10');
+    assert.equal(idle.statusCode, 200, idle.body);
+  });
+
   // The dispatch lists read operation_queue (ADR 0015): one row per operation still to be done,
   // kept by triggers. It must always equal what order_operations says.
   async function queueDrift() {

@@ -60,12 +60,39 @@ export interface DispatchEntry extends OperationView {
   readonly externalId: string | null;
 }
 
-/** The dispatch list of a work center or a work unit (priority, due date, release time; predecessors respected). */
+/**
+ * The dispatch list of a work center or a work unit (priority, due date, release time; predecessors
+ * respected). An empty list is only answered for equipment that exists at that level: a mistyped
+ * machine id is "no such work unit", not "nothing to do".
+ */
 export async function dispatchFor(
   deps: ExecutionDeps,
   filter: { workCenterId?: string; workUnitId?: string },
-): Promise<DispatchEntry[]> {
+): Promise<Result<DispatchEntry[]>> {
   const rows = await deps.store.dispatch(filter);
+  if (rows.length === 0) {
+    const [id, level, param] = filter.workUnitId
+      ? [filter.workUnitId, 'WorkUnit', 'workUnit']
+      : [filter.workCenterId!, 'WorkCenter', 'workCenter'];
+    const eq = await deps.store.equipment(null, id);
+    if (!eq) {
+      return fail('LOOM_PLANT_NOT_FOUND', `No equipment '${id}'.`, {
+        issues: [{ path: param, message: `names no equipment (GET /api/plant/equipment lists them)` }],
+      });
+    }
+    if (eq.level !== level) {
+      const other = eq.level === 'WorkUnit' ? 'workUnit' : eq.level === 'WorkCenter' ? 'workCenter' : null;
+      return fail('LOOM_VALIDATION_FAILED', `'${id}' is a ${eq.level}, not a ${level}.`, {
+        issues: [
+          {
+            path: param,
+            message: other ? `is a ${eq.level}: ask with ${other}=${id}` : `must name a ${level}`,
+          },
+        ],
+      });
+    }
+    return ok([]);
+  }
   const sorted = dispatchList(
     rows.map((r) => ({
       row: r,
@@ -79,13 +106,15 @@ export async function dispatchFor(
       predecessorsCompleted: r.predecessorsCompleted,
     })),
   );
-  return sorted.map(({ row }) => ({
-    ...operationView(row.operation),
-    priority: row.order.priority,
-    dueAt: row.order.dueAt?.toISOString() ?? null,
-    product: row.order.productId,
-    externalId: row.order.externalId,
-  }));
+  return ok(
+    sorted.map(({ row }) => ({
+      ...operationView(row.operation),
+      priority: row.order.priority,
+      dueAt: row.order.dueAt?.toISOString() ?? null,
+      product: row.order.productId,
+      externalId: row.order.externalId,
+    })),
+  );
 }
 
 /** Sets a work unit's state by hand (until machine data derives it) — with reason, audited. */

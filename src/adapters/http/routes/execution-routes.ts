@@ -260,11 +260,13 @@ export function executionRoutes(deps: ExecutionDeps, idempotency: IdempotencySto
             ),
         },
       },
-      (req) =>
-        dispatchFor(
+      async (req, reply) => {
+        const r = await dispatchFor(
           deps,
           req.query.workUnit ? { workUnitId: req.query.workUnit } : { workCenterId: req.query.workCenter! },
-        ),
+        );
+        return r.ok ? r.value : sendProblem(reply, r.error);
+      },
     );
 
     const equipmentId = z.strictObject({ id: z.string().min(1).max(64) });
