@@ -72,20 +72,17 @@ export function deferUpdate(
  */
 const GENERIC_PLANS = 'SET LOCAL plan_cache_mode = force_generic_plan';
 
-/** What the write statement calls when it passes a table's rows as one JSON array. */
-const JSON_ROWS = 'jsonb_populate_recordset(';
-
 /**
  * Writes every buffered row of the transaction in one statement (resolves at once when nothing is
  * buffered). The statement is written before this returns, so a query issued right after it (the
  * pipelined COMMIT) follows it on the wire; so is the SET before it, in the same write.
  */
 export function flushDeferred(client: pg.PoolClient): Promise<unknown> {
-  const statement = takeDeferred(client);
-  if (!statement) return Promise.resolve();
-  if (!statement.text.includes(JSON_ROWS)) return client.query(statement);
+  const built = buildDeferred(client);
+  if (!built) return Promise.resolve();
+  if (!built.json) return client.query(built.statement);
   const generic = client.query(GENERIC_PLANS);
-  return Promise.all([generic, client.query(statement)]);
+  return Promise.all([generic, client.query(built.statement)]);
 }
 
 /**
@@ -123,13 +120,20 @@ function parameter(value: unknown, json: boolean): unknown {
  * buffer (undefined when nothing is buffered). Exported for the plan test; use flushDeferred.
  */
 export function takeDeferred(client: pg.PoolClient): pg.QueryConfig | undefined {
+  return buildDeferred(client)?.statement;
+}
+
+/** The write statement, and whether a table's rows go in it as JSON (see GENERIC_PLANS). */
+function buildDeferred(client: pg.PoolClient): { statement: pg.QueryConfig; json: boolean } | undefined {
   const buffer = buffers.get(client);
   buffers.delete(client);
   if (!buffer) return undefined;
   const parts: string[] = [];
   const values: unknown[] = [];
-  const param = (value: unknown, json: boolean) => {
-    values.push(parameter(value, json));
+  // Whether a table's rows go as one JSON array (more than MAX_PARAMETER_ROWS of them).
+  let jsonRows = false;
+  const param = (value: unknown, jsonColumn: boolean) => {
+    values.push(parameter(value, jsonColumn));
     return `$${values.length}`;
   };
   for (const [table, rows] of buffer.updates) {
@@ -144,6 +148,7 @@ export function takeDeferred(client: pg.PoolClient): pg.QueryConfig | undefined 
       continue;
     }
     // One UPDATE per set of columns; every row appears in exactly one of them.
+    jsonRows = true;
     const byColumns = new Map<string, Record<string, unknown>[]>();
     for (const [id, patch] of rows) {
       const key = Object.keys(patch).sort().join(',');
@@ -167,7 +172,7 @@ export function takeDeferred(client: pg.PoolClient): pg.QueryConfig | undefined 
         group.map((row) => row.id),
       );
       parts.push(
-        `UPDATE ${table} AS t SET ${sets} FROM ${JSON_ROWS}NULL::${table}, $${values.length - 1}::jsonb) AS x WHERE t.id = ANY($${values.length}::bigint[]) AND t.id = x.id`,
+        `UPDATE ${table} AS t SET ${sets} FROM jsonb_populate_recordset(NULL::${table}, $${values.length - 1}::jsonb) AS x WHERE t.id = ANY($${values.length}::bigint[]) AND t.id = x.id`,
       );
     }
   }
@@ -180,16 +185,17 @@ export function takeDeferred(client: pg.PoolClient): pg.QueryConfig | undefined 
       parts.push(`INSERT INTO ${table} (${cols}) VALUES ${tuples.join(', ')}`);
       continue;
     }
+    jsonRows = true;
     values.push(JSON.stringify(rows));
     // jsonb_populate_recordset types every field by the table's own row type.
     parts.push(
-      `INSERT INTO ${table} (${cols}) SELECT ${cols} FROM ${JSON_ROWS}NULL::${table}, $${values.length}::jsonb)`,
+      `INSERT INTO ${table} (${cols}) SELECT ${cols} FROM jsonb_populate_recordset(NULL::${table}, $${values.length}::jsonb)`,
     );
   }
   if (parts.length === 0) return undefined;
   const last = parts.pop()!;
   const sql = parts.length ? `WITH ${parts.map((p, i) => `w${i} AS (${p})`).join(', ')} ${last}` : last;
-  return prepared(sql, values);
+  return { statement: prepared(sql, values), json: jsonRows };
 }
 
 /** Drops the buffer of a transaction that rolls back. */
