@@ -4,12 +4,17 @@ import pg from 'pg';
 /** CPU time of processes, from /proc (Linux): user + system, in milliseconds. */
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
-function statOf(pid: number): { ppid: number; cpuMs: number } | undefined {
+function statOf(pid: number): { ppid: number; cpuMs: number; reapedChildrenCpuMs: number } | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which is in parentheses and may contain spaces.
+    // Fields after the command name, which is in parentheses and may contain spaces: utime, stime,
+    // then cutime, cstime (the CPU of children that ended and were waited for).
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(f[1]), cpuMs: (Number(f[11]) + Number(f[12])) * TICK_MS };
+    return {
+      ppid: Number(f[1]),
+      cpuMs: (Number(f[11]) + Number(f[12])) * TICK_MS,
+      reapedChildrenCpuMs: (Number(f[13]) + Number(f[14])) * TICK_MS,
+    };
   } catch {
     return undefined;
   }
@@ -19,9 +24,16 @@ export function processCpuMs(pid: number): number {
   return statOf(pid)?.cpuMs ?? 0;
 }
 
-/** The postmaster and all its children (backends, WAL writer, checkpointer, autovacuum). */
+/**
+ * The postmaster and all its children (backends, WAL writer, checkpointer, autovacuum), those
+ * running and those that ended: a backend or autovacuum worker that exits during a measurement
+ * takes its CPU out of the running children, and the postmaster's count of ended children gets
+ * it. Without the latter, another client's connection closing during a run (an idle pool timing
+ * out) made a run's PostgreSQL CPU come out near zero or negative.
+ */
 export function clusterCpuMs(postmasterPid: number): number {
-  let total = statOf(postmasterPid)?.cpuMs ?? 0;
+  const postmaster = statOf(postmasterPid);
+  let total = (postmaster?.cpuMs ?? 0) + (postmaster?.reapedChildrenCpuMs ?? 0);
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const s = statOf(Number(name));
