@@ -473,6 +473,7 @@ describe('dispatch', () => {
     assert.match(issue.message, /workUnit=weld-robot-1/);
     const area = await get('workUnit=body-shop');
     assert.equal(area.statusCode, 400, area.body);
+    assert.match(area.json<{ detail: string }>().detail, /'body-shop' is an Area, not a WorkUnit/);
     // A work unit with nothing queued still answers 200 with an empty list.
     const idle = await get('workUnit=asm-station-10');
     assert.equal(idle.statusCode, 200, idle.body);

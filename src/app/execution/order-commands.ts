@@ -1,5 +1,6 @@
 import type { Actor } from '../../domain/auth/roles.ts';
 import type { EquipmentState } from '../../domain/equipment/equipment-state.ts';
+import { withArticle } from '../../domain/equipment/equipment.ts';
 import { fail, ok, type Result } from '../../domain/shared/result.ts';
 import { dispatchList } from '../../domain/work-order/dispatch.ts';
 import { transitionOrder, type OrderEvent } from '../../domain/work-order/order-state.ts';
@@ -82,14 +83,20 @@ export async function dispatchFor(
     }
     if (eq.level !== level) {
       const other = eq.level === 'WorkUnit' ? 'workUnit' : eq.level === 'WorkCenter' ? 'workCenter' : null;
-      return fail('LOOM_VALIDATION_FAILED', `'${id}' is a ${eq.level}, not a ${level}.`, {
-        issues: [
-          {
-            path: param,
-            message: other ? `is a ${eq.level}: ask with ${other}=${id}` : `must name a ${level}`,
-          },
-        ],
-      });
+      return fail(
+        'LOOM_VALIDATION_FAILED',
+        `'${id}' is ${withArticle(eq.level)}, not ${withArticle(level)}.`,
+        {
+          issues: [
+            {
+              path: param,
+              message: other
+                ? `is ${withArticle(eq.level)}: ask with ${other}=${id}`
+                : `must name ${withArticle(level)}`,
+            },
+          ],
+        },
+      );
     }
     return ok([]);
   }
