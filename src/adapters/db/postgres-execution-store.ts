@@ -366,7 +366,7 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
     },
 
     deferOperationUpdate(tx, op, patch) {
-      // Dates become ISO text in the deferred statement's JSON (Date.prototype.toJSON).
+      // Dates become ISO text in the deferred statement (as a parameter, or in its JSON for many rows).
       deferUpdate(asPg(tx), 'order_operations', op.pk, columnsOf(patch, OPERATION_COLUMNS));
       const defined = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
       return { ...op, ...defined };
