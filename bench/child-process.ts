@@ -11,7 +11,8 @@ export type ChildMessage =
   | { readonly type: 'control-result'; readonly id: number; readonly result: unknown };
 
 /** A command the bench sends to a running child (profiling runs). */
-export type ChildControl = 'query-stats' | 'query-stats-reset' | 'profile-start' | 'profile-stop';
+export type ChildControl =
+  'query-stats' | 'query-stats-reset' | 'profile-start' | 'profile-stop' | 'allocations-stop';
 
 export interface BenchChild {
   readonly url: string;

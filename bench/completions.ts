@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { startChild, type BenchChild, freePort } from './child-process.ts';
-import { summarizeProfile, type CpuProfile } from './cpu-profile.ts';
+import {
+  summarizeAllocations,
+  summarizeProfile,
+  type AllocationProfile,
+  type CpuProfile,
+} from './cpu-profile.ts';
 import { measureCpu, postmasterPidOf, type CpuSplit } from './cpu-usage.ts';
 import { BenchClient, closedLoop, inParallel, median, percentile, type LoadResult } from './load.ts';
 import { fmt, table } from './markdown.ts';
@@ -327,6 +332,7 @@ export async function benchCompletions(
 
     const rows: RunRow[] = [];
     let profile: CpuProfile | undefined;
+    let allocations: AllocationProfile | undefined;
     let statementStats = false;
     let walRange: { from: string; to: string } | undefined;
     for (let r = 0; r < runs; r++) {
@@ -346,6 +352,10 @@ export async function benchCompletions(
       if (opts.profile) {
         if (walRange) walRange.to = await walPosition(sql);
         profile = (await loom.control('profile-stop')) as CpuProfile;
+        allocations = (await loom.control('allocations-stop')) as AllocationProfile;
+        const heapFile = path.join(tmpdir(), `loom-completions-${Date.now()}.heapprofile`);
+        writeFileSync(heapFile, JSON.stringify(allocations));
+        log(`  allocation profile of the Loom process written to ${heapFile}`);
         // The whole profile, for Chrome DevTools or speedscope: the tables below only summarise it.
         const file = path.join(tmpdir(), `loom-completions-${Date.now()}.cpuprofile`);
         writeFileSync(file, JSON.stringify(profile));
@@ -534,6 +544,22 @@ export async function benchCompletions(
           table(
             ['function (self time)', 'ms', 'share'],
             s.byFunction.map((c) => ['`' + c.name + '`', c.ms, `${(c.share * 100).toFixed(1)} %`]),
+          ),
+        );
+      }
+      if (allocations) {
+        const a = summarizeAllocations(allocations, 20);
+        const kb = (bytes: number) => bytes / n / 1024;
+        parts.push(
+          `\nJavaScript heap allocated by the Loom process over the run (sampling heap profiler, freed objects included): **${kb(a.total).toFixed(1)} kB per completion**.\n`,
+          table(
+            ['where (allocating code)', 'kB per completion', 'share'],
+            a.byCategory.map((c) => [c.name, kb(c.ms), `${(c.share * 100).toFixed(1)} %`]),
+          ),
+          '\n',
+          table(
+            ['function', 'kB per completion', 'share'],
+            a.byFunction.map((c) => ['`' + c.name + '`', kb(c.ms), `${(c.share * 100).toFixed(1)} %`]),
           ),
         );
       }

@@ -1,8 +1,9 @@
 /**
  * A real Loom server (`startServer`, as `loom start` runs it) in a child process of the bench,
  * against the database the bench created. Config as JSON in argv[2]: LOOM_* variables only.
- * With `profile`, pg statements are counted and the V8 CPU profiler can be started and stopped
- * around the measured window (node:inspector), so preparation does not pollute the profile.
+ * With `profile`, pg statements are counted and the V8 CPU profiler and the sampling heap profiler
+ * can be started and stopped around the measured window (node:inspector), so preparation does not
+ * pollute the profiles.
  */
 import { Session } from 'node:inspector/promises';
 import pino from 'pino';
@@ -39,10 +40,23 @@ serveChild(async () => {
           await session.post('Profiler.enable');
           await session.post('Profiler.setSamplingInterval', { interval: 200 });
           await session.post('Profiler.start');
+          // Every sampled allocation, also those the garbage collector has freed since: what a
+          // request allocates, not what it leaves behind.
+          await session.post('HeapProfiler.enable');
+          await session.post('HeapProfiler.startSampling', {
+            samplingInterval: 16_384,
+            includeObjectsCollectedByMinorGC: true,
+            includeObjectsCollectedByMajorGC: true,
+          });
           return null;
         case 'profile-stop': {
           if (!session) return null;
           const { profile: p } = await session.post('Profiler.stop');
+          return p;
+        }
+        case 'allocations-stop': {
+          if (!session) return null;
+          const { profile: p } = await session.post('HeapProfiler.stopSampling');
           session.disconnect();
           session = undefined;
           return p;
