@@ -554,12 +554,12 @@ export async function benchCompletions(
           `\nJavaScript heap allocated by the Loom process over the run (sampling heap profiler, freed objects included): **${kb(a.total).toFixed(1)} kB per completion**.\n`,
           table(
             ['where (allocating code)', 'kB per completion', 'share'],
-            a.byCategory.map((c) => [c.name, kb(c.ms), `${(c.share * 100).toFixed(1)} %`]),
+            a.byCategory.map((c) => [c.name, kb(c.bytes), `${(c.share * 100).toFixed(1)} %`]),
           ),
           '\n',
           table(
             ['function', 'kB per completion', 'share'],
-            a.byFunction.map((c) => ['`' + c.name + '`', kb(c.ms), `${(c.share * 100).toFixed(1)} %`]),
+            a.byFunction.map((c) => ['`' + c.name + '`', kb(c.bytes), `${(c.share * 100).toFixed(1)} %`]),
           ),
         );
       }

@@ -26,6 +26,37 @@ function categoryOf(url: string, fn: string): string {
   return url;
 }
 
+type CallFrame = CpuProfile['nodes'][number]['callFrame'];
+
+interface Tally {
+  readonly total: number;
+  readonly byCategory: readonly { readonly name: string; readonly amount: number }[];
+  readonly byFunction: readonly { readonly name: string; readonly amount: number }[];
+}
+
+/** Sums an amount (µs, bytes) per package or Loom folder and per function; the `top` largest of each. */
+function tallyByFrame(entries: Iterable<readonly [CallFrame, number]>, top: number): Tally {
+  const cats = new Map<string, number>();
+  const fns = new Map<string, number>();
+  let total = 0;
+  for (const [f, amount] of entries) {
+    total += amount;
+    const cat = categoryOf(f.url, f.functionName);
+    cats.set(cat, (cats.get(cat) ?? 0) + amount);
+    const where = f.url
+      ? `${f.url.replace(/^.*\/(node_modules|src|bench)\//, '$1/')}:${f.lineNumber + 1}`
+      : '';
+    const fn = `${f.functionName || '(anonymous)'} ${where}`.trim();
+    fns.set(fn, (fns.get(fn) ?? 0) + amount);
+  }
+  const largest = (m: Map<string, number>) =>
+    [...m.entries()]
+      .map(([name, amount]) => ({ name, amount }))
+      .sort((a, b) => b.amount - a.amount)
+      .slice(0, top);
+  return { total, byCategory: largest(cats), byFunction: largest(fns) };
+}
+
 export function summarizeProfile(
   p: CpuProfile,
   top = 15,
@@ -33,26 +64,13 @@ export function summarizeProfile(
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
   p.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
-  const cats = new Map<string, number>();
-  const fns = new Map<string, number>();
-  let total = 0;
-  for (const [id, us] of selfUs) {
-    const f = byId.get(id)!.callFrame;
-    total += us;
-    const cat = categoryOf(f.url, f.functionName);
-    cats.set(cat, (cats.get(cat) ?? 0) + us);
-    const where = f.url
-      ? `${f.url.replace(/^.*\/(node_modules|src|bench)\//, '$1/')}:${f.lineNumber + 1}`
-      : '';
-    const fn = `${f.functionName || '(anonymous)'} ${where}`.trim();
-    fns.set(fn, (fns.get(fn) ?? 0) + us);
-  }
-  const shares = (m: Map<string, number>) =>
-    [...m.entries()]
-      .map(([name, us]) => ({ name, ms: us / 1000, share: us / total }))
-      .sort((a, b) => b.ms - a.ms)
-      .slice(0, top);
-  return { total: total / 1000, byCategory: shares(cats), byFunction: shares(fns) };
+  const t = tallyByFrame(
+    [...selfUs].map(([id, us]) => [byId.get(id)!.callFrame, us] as const),
+    top,
+  );
+  const shares = (list: Tally['byCategory']) =>
+    list.map((x) => ({ name: x.name, ms: x.amount / 1000, share: x.amount / t.total }));
+  return { total: t.total / 1000, byCategory: shares(t.byCategory), byFunction: shares(t.byFunction) };
 }
 
 /** A sampling heap profile (`HeapProfiler.stopSampling`): a tree of allocation sites. */
@@ -60,9 +78,15 @@ export interface AllocationProfile {
   readonly head: AllocationNode;
 }
 interface AllocationNode {
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+  readonly callFrame: CallFrame;
   readonly selfSize: number;
   readonly children: readonly AllocationNode[];
+}
+
+export interface AllocationShare {
+  readonly name: string;
+  readonly bytes: number;
+  readonly share: number;
 }
 
 /**
@@ -74,29 +98,15 @@ interface AllocationNode {
 export function summarizeAllocations(
   p: AllocationProfile,
   top = 15,
-): { total: number; byCategory: ProfileShare[]; byFunction: ProfileShare[] } {
-  const cats = new Map<string, number>();
-  const fns = new Map<string, number>();
-  let total = 0;
+): { total: number; byCategory: AllocationShare[]; byFunction: AllocationShare[] } {
+  const sites: (readonly [CallFrame, number])[] = [];
   const visit = (n: AllocationNode) => {
-    if (n.selfSize > 0) {
-      const f = n.callFrame;
-      total += n.selfSize;
-      const cat = categoryOf(f.url, f.functionName);
-      cats.set(cat, (cats.get(cat) ?? 0) + n.selfSize);
-      const where = f.url
-        ? `${f.url.replace(/^.*\/(node_modules|src|bench)\//, '$1/')}:${f.lineNumber + 1}`
-        : '';
-      const fn = `${f.functionName || '(anonymous)'} ${where}`.trim();
-      fns.set(fn, (fns.get(fn) ?? 0) + n.selfSize);
-    }
+    if (n.selfSize > 0) sites.push([n.callFrame, n.selfSize]);
     for (const c of n.children) visit(c);
   };
   visit(p.head);
-  const shares = (m: Map<string, number>) =>
-    [...m.entries()]
-      .map(([name, bytes]) => ({ name, ms: bytes, share: bytes / total }))
-      .sort((a, b) => b.ms - a.ms)
-      .slice(0, top);
-  return { total, byCategory: shares(cats), byFunction: shares(fns) };
+  const t = tallyByFrame(sites, top);
+  const shares = (list: Tally['byCategory']) =>
+    list.map((x) => ({ name: x.name, bytes: x.amount, share: x.amount / t.total }));
+  return { total: t.total, byCategory: shares(t.byCategory), byFunction: shares(t.byFunction) };
 }
