@@ -3,7 +3,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { postgresGenealogyStore, walkSql } from '../src/adapters/db/postgres-genealogy-store.ts';
 import { createDatabase } from '../src/adapters/db/postgres-pool.ts';
-import { GenealogyTrace, TRACE_DEPTH_LIMIT } from '../src/app/material/trace-genealogy.ts';
+import { GenealogyTrace, reachedKeys, TRACE_DEPTH_LIMIT } from '../src/app/material/trace-genealogy.ts';
 import { freePort, startChild, type BenchChild } from './child-process.ts';
 import { BenchClient, median, percentile } from './load.ts';
 import { fmt, table } from './markdown.ts';
@@ -313,7 +313,7 @@ export async function benchTrace(
       for (const id of sampled) {
         const w0 = performance.now();
         const walked = await store.walk(id, cell.direction, TRACE_DEPTH_LIMIT);
-        await store.reached(id, walked.edges);
+        await store.reached(reachedKeys(id, walked.edges));
         const w1 = performance.now();
         await trace.traceJson(id, cell.direction);
         r.storeMs.push(w1 - w0);

@@ -129,7 +129,7 @@ export async function composeLoom(deps: {
       plantFeature({ db: deps.db, uow, audit, clock }),
       executionFeature({ db: deps.db, uow, audit, clock, auth, timeZone: deps.config.plantTimeZone }),
       qualityFeature({ db: deps.db, uow, audit, clock, auth }),
-      materialFeature({ db: deps.db, uow, audit, auth }),
+      materialFeature({ db: deps.db, uow, audit, auth, logger: deps.logger }),
       batchRecordFeature({ db: deps.db, audit, clock }),
       erpInboundFeature({
         db: deps.db,

@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { postgresGenealogyStore } from '../adapters/db/postgres-genealogy-store.ts';
 import { postgresIdempotencyStore, postgresOutbox } from '../adapters/db/postgres-idempotency-store.ts';
 import { postgresLotStore } from '../adapters/db/postgres-lot-store.ts';
 import type { Database } from '../adapters/db/postgres-pool.ts';
+import { traceListsWorker } from '../adapters/db/trace-lists-worker.ts';
 import { materialRoutes } from '../adapters/http/routes/material-routes.ts';
 import { traceRoutes } from '../adapters/http/routes/trace-routes.ts';
 import type { AuthService } from '../app/auth/auth-service.ts';
@@ -23,6 +25,7 @@ export function materialFeature(deps: {
   auth: AuthService;
   outbox?: Outbox;
   idempotency?: IdempotencyStore;
+  logger: Logger;
 }): (app: FastifyInstance) => Promise<void> {
   const service = new MaterialService({
     uow: deps.uow,
@@ -34,8 +37,12 @@ export function materialFeature(deps: {
     sign: (principal, input, record) => deps.auth.sign(principal, input, record),
   });
   const materials = materialRoutes(service);
-  const trace = traceRoutes(genealogyTrace(deps.db));
+  // A deep trace's lots and operations are looked up and serialised in a worker thread while the
+  // tree is built on this one (ADR 0017); it starts at the first trace and stops with the server.
+  const lists = traceListsWorker({ connection: deps.db.connection(), logger: deps.logger });
+  const trace = traceRoutes(new GenealogyTrace({ genealogy: postgresGenealogyStore(deps.db), lists }));
   return async (app) => {
+    app.addHook('onClose', () => lists.close());
     await app.register(materials);
     await app.register(trace);
   };

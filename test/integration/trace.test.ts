@@ -12,7 +12,10 @@ import { createTestApp, type TestApp } from '../support/app.ts';
 import { insertOperation, insertOrder } from '../support/execution-fixtures.ts';
 import { runLoom } from '../support/loom-process.ts';
 import { postgresGenealogyStore, textArrayLiteral } from '../../src/adapters/db/postgres-genealogy-store.ts';
-import { GenealogyTrace } from '../../src/app/material/trace-genealogy.ts';
+import { traceListsWorker, type TraceListsWorker } from '../../src/adapters/db/trace-lists-worker.ts';
+import type { TraceListsSource } from '../../src/app/material/material-ports.ts';
+import { GenealogyTrace, reachedKeys } from '../../src/app/material/trace-genealogy.ts';
+import pino from 'pino';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE = readFileSync(path.join(ROOT, 'examples/plant.yaml'), 'utf8');
@@ -463,6 +466,107 @@ describe('the trace as JSON text', () => {
       assert.equal(text.value, JSON.stringify(view.value), `${direction} ${lot}`);
       const res = await send('GET', `/api/trace/${direction}/${lot}`, qa);
       assert.equal(res.body, text.value, `the API's answer for ${direction} ${lot}`);
+    }
+  });
+});
+
+describe('the trace lists worker (ADR 0017)', () => {
+  const silent = pino({ level: 'silent' });
+  const cases = [
+    ['CAR-1', 'backward'],
+    ['CAR-2', 'backward'],
+    ['HARN-SUP', 'forward'],
+    ['DEEP-0', 'backward'],
+    ['DEEP-55', 'forward'],
+    ['NOPE', 'backward'],
+  ] as const;
+
+  async function until(cond: () => boolean, what: string) {
+    const deadline = Date.now() + 20_000;
+    while (!cond()) {
+      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Counts the requests the worker answered, so a test knows the answers came from it. */
+  function counting(w: TraceListsWorker) {
+    const counts = { answered: 0, declined: 0 };
+    const source: TraceListsSource = {
+      listsJson(lotId, keys) {
+        const p = w.listsJson(lotId, keys);
+        if (!p) {
+          counts.declined++;
+          return null;
+        }
+        return p.then((v) => {
+          if (v) counts.answered++;
+          else counts.declined++;
+          return v;
+        });
+      },
+    };
+    return { source, counts };
+  }
+
+  it('answers from its own thread exactly what the main thread would, and stops on close', async () => {
+    const genealogy = postgresGenealogyStore(t.database.db);
+    const w = traceListsWorker({ connection: t.database.db.connection(), logger: silent });
+    try {
+      const { source, counts } = counting(w);
+      const here = new GenealogyTrace({ genealogy });
+      const there = new GenealogyTrace({ genealogy, lists: source });
+      assert.equal(w.ready, false, 'the thread starts at the first request');
+      const first = await there.traceJson('CAR-1', 'backward');
+      assert.equal(counts.declined, 1, 'the first request is answered on the main thread');
+      assert.deepEqual(first, await here.traceJson('CAR-1', 'backward'));
+      await until(() => w.ready, 'the worker thread');
+      for (const [lot, direction] of cases) {
+        const view = await here.trace(lot, direction);
+        const text = await there.traceJson(lot, direction);
+        if (!view.ok || !text.ok) {
+          assert.equal(lot, 'NOPE');
+          assert.equal(text.ok, false);
+          assert.equal(!text.ok && text.error.code, 'LOOM_LOT_NOT_FOUND');
+          continue;
+        }
+        assert.equal(text.value, JSON.stringify(view.value), `${direction} ${lot}`);
+      }
+      assert.equal(counts.answered, cases.length, 'every later request was answered by the thread');
+      // A database error reaches the caller as the main thread's own lookup would have raised it.
+      const failed = w.listsJson('CAR-1', { lots: ['CAR-1'], operations: [Number.NaN] });
+      await assert.rejects(failed!, (e: Error & { code?: string }) => e.code === '22P02');
+    } finally {
+      await w.close();
+    }
+    assert.equal(w.ready, false);
+    assert.equal(w.listsJson('CAR-1', reachedKeys('CAR-1', [])), null, 'closed: requests are declined');
+  });
+
+  it('answers on the main thread when its thread goes away, and starts the thread again', async () => {
+    const genealogy = postgresGenealogyStore(t.database.db);
+    const w = traceListsWorker({
+      connection: t.database.db.connection(),
+      logger: silent,
+      restartDelayMs: 0,
+      threadEntry: new URL('../support/exiting-trace-lists-thread.ts', import.meta.url),
+    });
+    try {
+      const { source, counts } = counting(w);
+      const here = new GenealogyTrace({ genealogy });
+      const there = new GenealogyTrace({ genealogy, lists: source });
+      assert.equal(await there.traceJson('CAR-1', 'backward').then((r) => r.ok), true);
+      await until(() => w.ready, 'the worker thread');
+      // The thread exits at this request: its caller gets null and serves the trace itself.
+      const text = await there.traceJson('CAR-2', 'backward');
+      assert.deepEqual(text, await here.traceJson('CAR-2', 'backward'));
+      assert.equal(counts.answered, 0);
+      assert.equal(counts.declined, 2);
+      await until(() => !w.ready, 'the thread to be gone');
+      assert.equal(w.listsJson('CAR-1', reachedKeys('CAR-1', [])), null, 'the request that starts it again');
+      await until(() => w.ready, 'the thread started again');
+    } finally {
+      await w.close();
     }
   });
 });

@@ -208,24 +208,18 @@ export function postgresGenealogyStore(db: Database): GenealogyStore {
       return { edges, truncated: edges.length < walked.rows.length };
     },
 
-    async reached(lotId, edges, opts) {
+    async reached(keys, opts) {
       // The operations, quality results and lots as three statements on connections of their
       // own, so PostgreSQL runs them side by side on the machine's cores. Pipelined on one
       // connection they ran one after another: the store call for a level-12 trace took 17–21 ms
-      // (median) against 14–17 ms side by side (session 14, paired runs). No connection is held
-      // while another is awaited, so concurrent traces cannot starve the pool.
-      const opSet = new Set<number>();
-      const lotSet = new Set<string>([lotId]);
-      for (const e of edges) {
-        if (e.operation !== null) opSet.add(e.operation);
-        lotSet.add(e.from);
-        lotSet.add(e.to);
-      }
-      const opPks = [...opSet];
+      // (median) against 14–17 ms side by side (session 14, paired runs; session 18 over HTTP:
+      // p90 48–50 against 42–44 ms). No connection is held while another is awaited, so
+      // concurrent traces cannot starve the pool.
+      const opPks = keys.operations;
       // Array literals built once here: node-postgres builds one by concatenating element by
       // element, 236 kB of garbage for the 700 operation pks of a deep trace (heap sampling).
       const opPkList = `{${opPks.join(',')}}`;
-      const lotIds = textArrayLiteral(lotSet);
+      const lotIds = textArrayLiteral(keys.lots);
       const [operations, quality, lots] = await Promise.all([
         opPks.length === 0
           ? null

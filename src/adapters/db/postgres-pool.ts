@@ -22,6 +22,18 @@ export interface Database {
     values?: unknown[],
   ): Promise<pg.QueryResult<R>>;
   close(): Promise<void>;
+  /**
+   * What it takes to open another pool on the same database with the same session settings (a
+   * worker thread's, ADR 0017). A method, so the URL and its password stay out of any object a
+   * log call might serialise.
+   */
+  connection(): DatabaseConnection;
+}
+
+export interface DatabaseConnection {
+  readonly url: string;
+  readonly schema?: string | undefined;
+  readonly timeZone?: string | undefined;
 }
 
 // int8 (bigint) and numeric come back as strings by default; Loom keeps ids and quantities exact,
@@ -118,5 +130,6 @@ export function createDatabase(
     close: async () => {
       await Promise.all([pool.end(), copyPool?.end()]);
     },
+    connection: () => ({ url, schema: opts.schema, timeZone: opts.timeZone }),
   };
 }

@@ -166,6 +166,31 @@ export interface OrderSummary {
   readonly state: string;
 }
 
+/** What a walk reached, by key: the lots at both ends of its edges and its root, and the operations on its edges. */
+export interface ReachedKeys {
+  readonly lots: readonly string[];
+  readonly operations: readonly number[];
+}
+
+/** A trace's `lots` and `operations` as the JSON text of TraceView's two maps, and what the use case needs besides. */
+export interface TraceListsJson {
+  readonly lots: string;
+  readonly operations: string;
+  readonly lotCount: number;
+  /** Whether the trace's root lot exists. */
+  readonly found: boolean;
+}
+
+/**
+ * Looks up and serialises a trace's lots and operations away from the event loop that builds the
+ * tree (a worker thread, ADR 0017). `null`: not available now (starting, or restarting after a
+ * failure); a promise of `null`: it went away before answering. Either way the caller does the
+ * same work itself. A database error rejects, as the caller's own lookups would.
+ */
+export interface TraceListsSource {
+  listsJson(lotId: string, keys: ReachedKeys): Promise<TraceListsJson | null> | null;
+}
+
 export interface GenealogyStore {
   addEdges(tx: Tx, edges: readonly NewEdge[]): Promise<void>;
   /**
@@ -179,14 +204,14 @@ export interface GenealogyStore {
     maxDepth: number,
   ): Promise<{ edges: GenealogyEdgeRecord[]; truncated: boolean }>;
   /**
-   * What a walk from `lotId` reached: the lots at both ends of `edges` and `lotId` itself (absent
-   * when it does not exist), and the operations on the edges with their quality results for
-   * themselves or for those lots. `outgoing` also fills each lot's `hasOutgoing`. A separate call,
-   * so the caller can work on the edges while PostgreSQL looks these up.
+   * What a walk reached (`keys`, from reachedKeys): the lots `keys.lots` names that exist (the
+   * walk's root among them, unless it does not exist), and the operations `keys.operations` names
+   * with their quality results for themselves or for those lots. `outgoing` also fills each
+   * lot's `hasOutgoing`. A separate call, so the caller can work on the edges while PostgreSQL
+   * looks these up.
    */
   reached(
-    lotId: string,
-    edges: readonly GenealogyEdgeRecord[],
+    keys: ReachedKeys,
     opts?: { outgoing?: boolean },
   ): Promise<{ lots: TraceLot[]; operations: TraceOperation[] }>;
   orders(ids: readonly string[]): Promise<OrderSummary[]>;

@@ -5,6 +5,9 @@ import type {
   GenealogyEdgeRecord,
   GenealogyStore,
   OrderSummary,
+  ReachedKeys,
+  TraceListsJson,
+  TraceListsSource,
   TraceLot,
   TraceOperation,
 } from './material-ports.ts';
@@ -80,82 +83,102 @@ function byId<T extends { readonly id: string | number }>(items: readonly T[]): 
   return out;
 }
 
+/** The keys of what a walk from `root` reached: its root and the lots at both ends of its edges, and the operations on them. */
+export function reachedKeys(root: string, edges: readonly GenealogyEdgeRecord[]): ReachedKeys {
+  const operations = new Set<number>();
+  const lots = new Set<string>([root]);
+  for (const e of edges) {
+    if (e.operation !== null) operations.add(e.operation);
+    lots.add(e.from);
+    lots.add(e.to);
+  }
+  return { lots: [...lots], operations: [...operations] };
+}
+
+/**
+ * A trace's lots and operations (as `reached` returns them, without `hasOutgoing`) as the JSON
+ * text of TraceView's `lots` and `operations`: what `traceJson` puts into its answer. The trace
+ * lists worker (ADR 0017) runs this too.
+ */
+export function traceListsJson(
+  root: string,
+  reached: { readonly lots: readonly TraceLotView[]; readonly operations: readonly TraceOperation[] },
+): TraceListsJson {
+  const lots = byId(reached.lots);
+  return {
+    lots: JSON.stringify(lots),
+    operations: JSON.stringify(byId(reached.operations)),
+    lotCount: reached.lots.length,
+    found: root in lots,
+  };
+}
+
 export class GenealogyTrace {
   readonly #genealogy: GenealogyStore;
+  readonly #lists: TraceListsSource | undefined;
 
-  constructor(deps: { genealogy: GenealogyStore }) {
+  /**
+   * `lists`: where `traceJson` has the lots and operations looked up and serialised, off this
+   * event loop (ADR 0017); without it, or while it is unavailable, here.
+   */
+  constructor(deps: { genealogy: GenealogyStore; lists?: TraceListsSource }) {
     this.#genealogy = deps.genealogy;
+    this.#lists = deps.lists;
   }
 
   /** Backward: what `id` was made from, all levels down to received material. Forward: what it went into. */
   async trace(id: string, direction: TraceDirection): Promise<Result<TraceView>> {
-    const t = await this.#trace(id, direction, false);
-    return t.ok ? ok(t.value.view) : t;
-  }
-
-  /**
-   * The trace as its JSON text, the same as `JSON.stringify` of `trace()`'s view. The tree is built
-   * and serialised while PostgreSQL looks up the lots and operations the walk reached (about a
-   * tenth of a deep trace's time, which otherwise waits one for the other).
-   */
-  async traceJson(id: string, direction: TraceDirection): Promise<Result<string>> {
-    const t = await this.#trace(id, direction, true);
-    if (!t.ok) return t;
-    const { view: v, rootJson } = t.value;
-    return ok(
-      `{"direction":${JSON.stringify(v.direction)},"root":${rootJson},"lots":${JSON.stringify(v.lots)},` +
-        `"operations":${JSON.stringify(v.operations)},"lotCount":${v.lotCount},"edgeCount":${v.edgeCount},` +
-        `"depthLimit":${v.depthLimit},"depthLimitReached":${v.depthLimitReached}}`,
-    );
-  }
-
-  async #trace(id: string, direction: TraceDirection, serialise: boolean) {
     const walk = await this.#genealogy.walk(id, direction, TRACE_DEPTH_LIMIT);
-    // PostgreSQL looks up what the walk reached while the tree is built (and serialised).
-    const reached = this.#genealogy.reached(id, walk.edges);
+    const reached = this.#genealogy.reached(reachedKeys(id, walk.edges));
     // Should building the tree throw, `reached` is never awaited: its rejection must not go unhandled.
     reached.catch(() => undefined);
-    const backward = direction === 'backward';
-    const next = groupBy(walk.edges, (e) => (backward ? e.to : e.from));
-    const expanded = new Set<string>();
-    // Every node has the same four properties (undefined ones are left out of the JSON): one
-    // object shape, which V8 builds and serialises much faster than several shapes made by spreads.
-    const build = (lot: string, via: TraceEdgeView | undefined): TraceNode => {
-      if (expanded.has(lot)) return { lot, via, repeated: true, children: [] };
-      expanded.add(lot);
-      const out = next.get(lot) ?? [];
-      const children: TraceNode[] = new Array<TraceNode>(out.length);
-      for (let i = 0; i < out.length; i++) {
-        const e = out[i]!;
-        children[i] = build(backward ? e.from : e.to, e);
-      }
-      return { lot, via, repeated: undefined, children };
-    };
-    const root = build(id, undefined);
-    const rootJson = serialise ? JSON.stringify(root) : '';
+    const root = buildTree(id, walk.edges, direction);
     const { lots: lotList, operations } = await reached;
     // The store lists a lot's hasOutgoing only when asked (recall), so its lots are views as they are.
     const lots = byId<TraceLotView>(lotList);
     if (!(id in lots)) return lotNotFound(id);
     return ok({
-      view: {
-        direction,
-        root,
-        lots,
-        operations: byId(operations),
-        lotCount: lotList.length,
-        edgeCount: walk.edges.length,
-        depthLimit: TRACE_DEPTH_LIMIT,
-        depthLimitReached: walk.truncated,
-      } satisfies TraceView,
-      rootJson,
+      direction,
+      root,
+      lots,
+      operations: byId(operations),
+      lotCount: lotList.length,
+      edgeCount: walk.edges.length,
+      depthLimit: TRACE_DEPTH_LIMIT,
+      depthLimitReached: walk.truncated,
     });
+  }
+
+  /**
+   * The trace as its JSON text, the same as `JSON.stringify` of `trace()`'s view. The tree is built
+   * and serialised here while the lots and operations the walk reached are looked up and
+   * serialised elsewhere (by the lists source, in a worker thread: ADR 0017), so the two halves of
+   * a deep trace's work run on two cores instead of one after another on this event loop.
+   */
+  async traceJson(id: string, direction: TraceDirection): Promise<Result<string>> {
+    const walk = await this.#genealogy.walk(id, direction, TRACE_DEPTH_LIMIT);
+    const keys = reachedKeys(id, walk.edges);
+    const offThread = this.#lists?.listsJson(id, keys) ?? null;
+    // Without the lists source, the lookups still run (in PostgreSQL) while the tree is built.
+    const here = offThread ? null : this.#genealogy.reached(keys);
+    // Should building the tree throw, neither is awaited: a rejection must not go unhandled.
+    offThread?.catch(() => undefined);
+    here?.catch(() => undefined);
+    const rootJson = JSON.stringify(buildTree(id, walk.edges, direction));
+    const lists =
+      (offThread && (await offThread)) ?? traceListsJson(id, await (here ?? this.#genealogy.reached(keys)));
+    if (!lists.found) return lotNotFound(id);
+    return ok(
+      `{"direction":${JSON.stringify(direction)},"root":${rootJson},"lots":${lists.lots},` +
+        `"operations":${lists.operations},"lotCount":${lists.lotCount},"edgeCount":${walk.edges.length},` +
+        `"depthLimit":${TRACE_DEPTH_LIMIT},"depthLimitReached":${walk.truncated}}`,
+    );
   }
 
   /** From one suspect lot: every finished unit or lot it reached and every production order involved. */
   async recall(id: string): Promise<Result<RecallView>> {
     const { edges } = await this.#genealogy.walk(id, 'forward', TRACE_DEPTH_LIMIT);
-    const { lots, operations } = await this.#genealogy.reached(id, edges, { outgoing: true });
+    const { lots, operations } = await this.#genealogy.reached(reachedKeys(id, edges), { outgoing: true });
     const suspect = lots.find((l) => l.id === id);
     if (!suspect) return lotNotFound(id);
     const reached = [...new Set(edges.map((e) => e.to))];
@@ -172,4 +195,32 @@ export class GenealogyTrace {
       reachedLots: reached.length,
     });
   }
+}
+
+/**
+ * The tree of a walk's edges from `root`. Genealogy is a graph: a lot is expanded the first time
+ * it appears; later appearances are `repeated` leaves. Every node has the same four properties
+ * (undefined ones are left out of the JSON): one object shape, which V8 builds and serialises much
+ * faster than several shapes made by spreads.
+ */
+function buildTree(
+  root: string,
+  edges: readonly GenealogyEdgeRecord[],
+  direction: TraceDirection,
+): TraceNode {
+  const backward = direction === 'backward';
+  const next = groupBy(edges, (e) => (backward ? e.to : e.from));
+  const expanded = new Set<string>();
+  const build = (lot: string, via: TraceEdgeView | undefined): TraceNode => {
+    if (expanded.has(lot)) return { lot, via, repeated: true, children: [] };
+    expanded.add(lot);
+    const out = next.get(lot) ?? [];
+    const children: TraceNode[] = new Array<TraceNode>(out.length);
+    for (let i = 0; i < out.length; i++) {
+      const e = out[i]!;
+      children[i] = build(backward ? e.from : e.to, e);
+    }
+    return { lot, via, repeated: undefined, children };
+  };
+  return build(root, undefined);
 }
