@@ -580,6 +580,80 @@ describe('NCR dispositions', () => {
   });
 });
 
+describe('units under NCRs when an operation completes', () => {
+  const complete = (pk: number, body: Record<string, unknown>) =>
+    post(`/api/operations/${pk}/complete`, body, operator.cookie);
+
+  it('counts a unit scrapped by its NCR once: the rest can be reported good', async () => {
+    const o = await createOrder(t, 'compact-sedan', '10');
+    await setOperation(t, o.ops['10']!, 'Running', 'weld-robot-1');
+    const ncr = await manualNcr(o, '10', '1');
+    const res = await disposition(ncr.id, { disposition: 'scrap', cause: 'weld', reason: 'Burnt through' });
+    assert.equal(res.statusCode, 200, res.body);
+    const over = await complete(o.ops['10']!, { good: 10 });
+    assert.equal(over.statusCode, 422, over.body);
+    assert.match(
+      over.json().detail,
+      /plans 10; good 10 \+ scrap 0 \+ 0 under NCR \+ 1 already counted \(good or scrap by NCR disposition\) would report 11/,
+    );
+    assert.equal(over.json().issues[0].message, 'at most 9');
+    const done = await complete(o.ops['10']!, { good: 9 });
+    assert.equal(done.statusCode, 200, done.body);
+    const row = await operationRow(o.ops['10']!);
+    assert.deepEqual([row.good_quantity, row.scrap_quantity], ['9.000000', '1.000000']);
+    assert.equal((await operationRow(o.ops['20']!)).planned_quantity, '9.000000');
+  });
+
+  it('does not count an NCR on consumed material as units of the operation', async () => {
+    const o = await createOrder(t, 'compact-sedan', '4');
+    await setOperation(t, o.ops['10']!, 'Running', 'weld-robot-1');
+    await createLot(t, 'PANEL-NCR-1', 'body-panel', '400');
+    await manualNcr(o, '10', '20', { lotId: 'PANEL-NCR-1' });
+    const done = await complete(o.ops['10']!, { good: 4 });
+    assert.equal(done.statusCode, 200, done.body);
+  });
+
+  it('completes a rework operation whose only unit went on to the next loop, and passes reworked units on to the next step', async () => {
+    const o = await createOrder(t, 'compact-sedan', '2');
+    const op10 = o.ops['10']!;
+    await setOperation(t, op10, 'Running', 'weld-robot-1');
+    const first = (await results(op10, [{ characteristic: 'nugget-diameter', value: 3.9 }])).json().results[0]
+      .ncr;
+    const rw1 = (
+      await disposition(first.id, { disposition: 'rework', cause: 'weld', reason: 'Re-weld' })
+    ).json().reworkOperation;
+    // Step 10 reports its other unit good; the reworked one is still under its NCR.
+    const done10 = await complete(op10, { good: 1 });
+    assert.equal(done10.statusCode, 200, done10.body);
+    assert.equal(done10.json().next.plannedQuantity, '1');
+    await setOperation(t, rw1.pk, 'Running', 'weld-robot-2');
+    const again = (await results(rw1.pk, [{ characteristic: 'nugget-diameter', value: 4.1 }])).json()
+      .results[0].ncr;
+    const rw2 = (
+      await disposition(again.id, { disposition: 'rework', cause: 'weld', reason: 'Once more' })
+    ).json().reworkOperation;
+
+    const nothing = await complete(rw1.pk, { good: 1 });
+    assert.equal(nothing.statusCode, 422, nothing.body);
+    assert.equal(nothing.json().issues[0].message, 'at most 0');
+    const rw1Done = await complete(rw1.pk, { good: 0 });
+    assert.equal(rw1Done.statusCode, 200, rw1Done.body);
+    assert.equal(rw1Done.json().operation.state, 'Completed');
+    assert.equal((await operationRow(o.ops['20']!)).planned_quantity, '1.000000', 'nothing passed on yet');
+
+    await setOperation(t, rw2.pk, 'Running', 'weld-robot-2');
+    const rw2Done = await complete(rw2.pk, { good: 1 });
+    assert.equal(rw2Done.statusCode, 200, rw2Done.body);
+    assert.equal(rw2Done.json().next.plannedQuantity, '2', 'the reworked unit rejoins at step 20');
+    assert.equal((await operationRow(o.ops['20']!)).planned_quantity, '2.000000');
+
+    // An operation with nothing reported and nothing under an NCR still refuses good 0.
+    await setOperation(t, o.ops['20']!, 'Running', 'paint-oven-1');
+    const empty = await complete(o.ops['20']!, { good: 0 });
+    assert.equal(empty.statusCode, 400, empty.body);
+  });
+});
+
 describe('a result raising an NCR and a completion of the same operation at once', () => {
   it('never both count the same unit: the completion waits for the NCR and is refused', async () => {
     const order = await createOrder(t, 'compact-sedan', '1');

@@ -511,7 +511,12 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
       // this read (a new snapshot, taken after the lock was granted) is current until commit.
       const opsq = db.query<OperationRow & { ncr_quantity: string | null }>({
         name: 'loom_operations_of_locked_order',
-        text: `SELECT o.*, CASE WHEN o.id = $1 THEN (SELECT COALESCE(sum(n.quantity), 0)::text FROM ncrs n WHERE n.operation_pk = o.id) END AS ncr_quantity
+        // The operation's units under an NCR that no disposition has counted as good or scrap yet:
+        // open NCRs and those sent to rework, on the operation's own units (no lot, or a lot of this
+        // order). An NCR on consumed material is in the material's unit, not the product's.
+        text: `SELECT o.*, CASE WHEN o.id = $1 THEN (SELECT COALESCE(sum(n.quantity), 0)::text FROM ncrs n
+                   WHERE n.operation_pk = o.id AND (n.disposition IS NULL OR n.disposition = 'rework')
+                     AND (n.lot_id IS NULL OR EXISTS (SELECT 1 FROM lots l WHERE l.id = n.lot_id AND l.order_id = o.order_id))) END AS ncr_quantity
            FROM order_operations o WHERE o.order_id = (SELECT order_id FROM order_operations WHERE id = $1) ORDER BY o.sequence`,
         values: [pk],
       });

@@ -2,6 +2,8 @@ import type { Actor } from '../../domain/auth/roles.ts';
 import {
   add,
   formatQuantity,
+  max,
+  sub,
   parseNonNegativeQuantity,
   ZERO,
   type Quantity,
@@ -42,6 +44,21 @@ export function routingStepOf(ops: readonly OrderOperation[], op: OrderOperation
     current = parent;
   }
   return current.operationId;
+}
+
+/**
+ * The good quantity a routing step passed on: its routing operation's and its rework operations'
+ * (every rework loop of a step reworks the routing operation: `reworkOf` names it), with `now`, an
+ * operation being completed, counted as it will be.
+ */
+function stepGood(ops: readonly OrderOperation[], step: OrderOperation, now: OrderOperation): Quantity {
+  let sum = ZERO;
+  for (const o of ops) {
+    if (o.pk === step.pk || (o.isRework && o.reworkOf === step.pk)) {
+      sum = add(sum, o.pk === now.pk ? now.goodQuantity : o.goodQuantity);
+    }
+  }
+  return sum;
 }
 
 /** Pause, resume, hold and release: a state change with its activity, audit entry and outbox event. */
@@ -141,11 +158,6 @@ export async function completeOperation(
       ? { ok: true as const, value: ZERO }
       : parseNonNegativeQuantity(input.scrap, 'scrap');
   if (!scrap.ok) return scrap;
-  if (good.value === ZERO && scrap.value === ZERO) {
-    return fail('LOOM_VALIDATION_FAILED', 'Report a good or a scrap quantity greater than 0.', {
-      issues: [{ path: 'good', message: 'good and scrap are both 0' }],
-    });
-  }
   if (scrap.value > ZERO && !input.scrapCause) {
     return fail('LOOM_VALIDATION_FAILED', 'Scrap needs a cause (a reason code).', {
       issues: [{ path: 'scrapCause', message: 'is required when scrap > 0' }],
@@ -161,6 +173,13 @@ export async function completeOperation(
   const { order, op, ops, ncrQuantity: ncr } = locked.value;
   const next = transitionOperation(op.state, 'complete');
   if (!next.ok) return next;
+  // Nothing reported is a mistake, unless every unit is under an NCR (a rework operation whose
+  // only unit failed again and went on to the next rework loop).
+  if (good.value === ZERO && scrap.value === ZERO && ncr === ZERO) {
+    return fail('LOOM_VALIDATION_FAILED', 'Report a good or a scrap quantity greater than 0.', {
+      issues: [{ path: 'good', message: 'good and scrap are both 0, and no unit is under an NCR' }],
+    });
+  }
 
   // A unit is reported once: good, scrap, or under an NCR (whose disposition then accounts for it).
   const reported = add(add(add(op.goodQuantity, op.scrapQuantity), add(good.value, scrap.value)), ncr);
@@ -168,12 +187,16 @@ export async function completeOperation(
     return fail(
       'LOOM_OPERATION_OVERREPORTED',
       `Operation ${op.operationId} plans ${formatQuantity(op.plannedQuantity)}; good ${formatQuantity(good.value)} + scrap ${formatQuantity(scrap.value)}` +
-        ` + ${formatQuantity(ncr)} under NCR would report ${formatQuantity(reported)}. Units under an NCR are not counted as good or scrap.`,
+        ` + ${formatQuantity(ncr)} under NCR` +
+        (op.goodQuantity > ZERO || op.scrapQuantity > ZERO
+          ? ` + ${formatQuantity(add(op.goodQuantity, op.scrapQuantity))} already counted (good or scrap by NCR disposition)`
+          : '') +
+        ` would report ${formatQuantity(reported)}. Units under an NCR are not counted as good or scrap.`,
       {
         issues: [
           {
             path: 'good',
-            message: `at most ${formatQuantity(op.plannedQuantity - (reported - good.value))}`,
+            message: `at most ${formatQuantity(max(ZERO, sub(op.plannedQuantity, sub(reported, good.value))))}`,
           },
         ],
       },
@@ -205,14 +228,26 @@ export async function completeOperation(
   if (good.value > ZERO) await event('good', good.value, null);
   if (scrap.value > ZERO) await event('scrap', scrap.value, input.scrapCause ?? null);
 
+  // The next routing step plans what its predecessor step passed on: the routing operation's good
+  // and the good of its rework operations (a reworked unit rejoins the flow there).
   let readied: OrderOperation | null = null;
-  if (!op.isRework) {
-    const following = ops.find((o) => !o.isRework && o.sequence > op.sequence);
-    if (following && following.state === 'Pending') {
+  const routingOp = op.isRework ? ops.find((o) => o.pk === op.reworkOf) : op;
+  const following = routingOp && ops.find((o) => !o.isRework && o.sequence > routingOp.sequence);
+  if (routingOp && following) {
+    const passedOn = stepGood(ops, routingOp, completed);
+    if (!op.isRework && following.state === 'Pending') {
       readied = deps.store.deferOperationUpdate(tx, following, {
         state: 'Ready',
-        ...(completed.goodQuantity > ZERO ? { plannedQuantity: completed.goodQuantity } : {}),
+        ...(passedOn > ZERO ? { plannedQuantity: passedOn } : {}),
       });
+    } else if (
+      op.isRework &&
+      good.value > ZERO &&
+      routingOp.state === 'Completed' &&
+      following.state !== 'Completed' &&
+      following.state !== 'Pending'
+    ) {
+      readied = deps.store.deferOperationUpdate(tx, following, { plannedQuantity: passedOn });
     }
   }
   await deps.store.addActivity(tx, {
@@ -271,7 +306,7 @@ export async function completeOperation(
       const done = await deps.store.updateOrder(tx, order.id, { state: t.value, completedAt: now });
       orderState = done.state;
       const last = ops.filter((o) => !o.isRework).at(-1);
-      const finalGood = last?.pk === op.pk ? completed.goodQuantity : (last?.goodQuantity ?? ZERO);
+      const finalGood = last ? stepGood(ops, last, completed) : ZERO;
       await deps.outbox.add(tx, {
         aggregateType: 'production-order',
         aggregateId: order.id,

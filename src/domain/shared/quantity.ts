@@ -72,6 +72,7 @@ export const add = (a: Quantity, b: Quantity): Quantity => (a + b) as Quantity;
 export const sub = (a: Quantity, b: Quantity): Quantity => (a - b) as Quantity;
 export const sum = (qs: readonly Quantity[]): Quantity => qs.reduce(add, ZERO);
 export const min = (a: Quantity, b: Quantity): Quantity => (a < b ? a : b);
+export const max = (a: Quantity, b: Quantity): Quantity => (a > b ? a : b);
 /** Exact ratio as a float for KPIs (never stored back as a quantity). */
 export const ratio = (a: Quantity, b: Quantity): number | null =>
   b === 0n ? null : Number((a * 1_000_000n) / b) / 1_000_000;
