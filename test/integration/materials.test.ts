@@ -743,6 +743,37 @@ describe('output at an operation', () => {
     assert.deepEqual(c.json().edgesTo, ['WB-O1']);
   });
 
+  it("builds material into a unit of the same order, and refuses a received lot or another order's unit as into", async () => {
+    const into = await send('POST', `/api/operations/${op}/consumptions`, operator, {
+      lotId: 'PANEL-O1',
+      quantity: '0.5',
+      into: 'WB-O1',
+    });
+    assert.equal(into.statusCode, 201, into.body);
+    assert.deepEqual(into.json().edgesTo, ['WB-O1']);
+    await receive({ id: 'PANEL-O9', material: 'body-panel', quantity: 5, status: 'Released' });
+    await t.database.db.query(
+      `INSERT INTO lots (id, kind, material_id, quantity, unit_id, status, order_id)
+       SELECT 'WB-OTHER', 'serial', 'welded-body', 1, unit_id, 'Released', 'PO-MAT-1' FROM material_definitions WHERE id = 'welded-body'`,
+    );
+    const before = await counts();
+    for (const [target, orderText] of [
+      ['PANEL-O9', 'was not produced by any order'],
+      ['WB-OTHER', 'belongs to order PO-MAT-1'],
+    ] as const) {
+      const r = await send('POST', `/api/operations/${op}/consumptions`, operator, {
+        lotId: 'PANEL-O1',
+        quantity: '0.5',
+        into: target,
+      });
+      assert.equal(r.statusCode, 422, r.body);
+      assert.equal(r.json().code, 'LOOM_LOT_NOT_OF_ORDER');
+      assert.match(r.json().detail, new RegExp(`'${target}' ${orderText}`));
+      assert.equal(r.json().issues[0].path, 'into');
+    }
+    assert.deepEqual(await counts(), before, 'nothing consumed, no edge drawn');
+  });
+
   it('refuses a serial of quantity 2, a kind that does not fit the material, a duplicate id, a stopped operation', async () => {
     const before = await counts();
     const two = await send('POST', `/api/operations/${op}/outputs`, operator, {

@@ -83,8 +83,21 @@ export async function consumeMaterial(
   );
   const lot = locked.find((l) => l.id === input.lotId);
   if (!lot) return lotNotFound(input.lotId, 'lotId');
-  if (input.into !== undefined && !locked.some((l) => l.id === input.into))
-    return lotNotFound(input.into, 'into');
+  const into = input.into === undefined ? undefined : locked.find((l) => l.id === input.into);
+  if (input.into !== undefined && !into) return lotNotFound(input.into, 'into');
+  // What a consumption is built into is a unit this order makes: never another order's unit or a
+  // received lot, whose genealogy (and every recall through it) would then be wrong.
+  if (into && into.orderId !== op.orderId) {
+    return fail(
+      'LOOM_LOT_NOT_OF_ORDER',
+      `Lot '${into.id}' ${into.orderId === null ? 'was not produced by any order' : `belongs to order ${into.orderId}`}; ` +
+        `material is built only into a lot or serial that order ${op.orderId} produced (POST /api/operations/:id/outputs).`,
+      {
+        issues: [{ path: 'into', message: `must be a lot or serial produced by order ${op.orderId}` }],
+        details: { lotId: into.id, lotOrderId: into.orderId, orderId: op.orderId },
+      },
+    );
+  }
   if (lot.status === 'Consumed') return lotConsumed(lot);
   if (lot.status !== 'Released') {
     return fail(
