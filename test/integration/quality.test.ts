@@ -238,7 +238,7 @@ describe('recording quality results', () => {
 describe('NCR dispositions', () => {
   let order: FixtureOrder;
   before(async () => {
-    order = await createOrder(t, 'compact-sedan', '5');
+    order = await createOrder(t, 'compact-sedan', '50');
     await setOperation(t, order.ops['10']!, 'Running', 'weld-robot-2');
     await createLot(t, 'PANEL-LOT-7', 'body-panel', '500');
   });
@@ -583,6 +583,32 @@ describe('NCR dispositions', () => {
 describe('units under NCRs when an operation completes', () => {
   const complete = (pk: number, body: Record<string, unknown>) =>
     post(`/api/operations/${pk}/complete`, body, operator.cookie);
+
+  it("refuses an NCR naming more of the operation's units than it plans, or an unknown lot, and records nothing", async () => {
+    const o = await createOrder(t, 'compact-sedan', '2');
+    await manualNcr(o, '10', '1');
+    const before = await tableCounts();
+    const tooMany = await post(
+      '/api/ncrs',
+      { operation: o.ops['10'], quantity: '1.5', description: 'Two more bad welds' },
+      operator.cookie,
+    );
+    assert.equal(tooMany.statusCode, 422, tooMany.body);
+    assert.equal(tooMany.json().code, 'LOOM_NCR_QUANTITY_EXCEEDS_PLAN');
+    assert.equal(tooMany.json().issues[0].message, 'at most 1');
+    const unknown = await post(
+      '/api/ncrs',
+      { operation: o.ops['10'], quantity: '1', description: 'x', lotId: 'NO-SUCH-LOT' },
+      operator.cookie,
+    );
+    assert.equal(unknown.statusCode, 404, unknown.body);
+    assert.equal(unknown.json().code, 'LOOM_LOT_NOT_FOUND');
+    assert.equal(unknown.json().issues[0].path, 'lotId');
+    assert.deepEqual(await tableCounts(), before);
+    // Consumed material is counted in its own unit, not against the operation's plan.
+    await createLot(t, 'PANEL-NCR-2', 'body-panel', '400');
+    await manualNcr(o, '10', '20', { lotId: 'PANEL-NCR-2' });
+  });
 
   it('counts a unit scrapped by its NCR once: the rest can be reported good', async () => {
     const o = await createOrder(t, 'compact-sedan', '10');

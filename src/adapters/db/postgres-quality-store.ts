@@ -178,11 +178,28 @@ export function postgresQualityStore(db: Database): QualityStore {
     },
 
     async lot(tx, id, forUpdate = false) {
-      const r = await asPg(tx).query<{ id: string; status: string }>(
-        `SELECT id, status FROM lots WHERE id = $1 ${forUpdate ? 'FOR UPDATE' : ''}`,
+      const r = await asPg(tx).query<{ id: string; status: string; order_id: string | null }>(
+        `SELECT id, status, order_id FROM lots WHERE id = $1 ${forUpdate ? 'FOR UPDATE' : ''}`,
         [id],
       );
-      return r.rows[0] ?? null;
+      const l = r.rows[0];
+      return l ? { id: l.id, status: l.status, orderId: l.order_id } : null;
+    },
+
+    async ncrCoverage(tx, operationPk) {
+      const r = await asPg(tx).query<{ planned: string; under: string }>(
+        `SELECT o.planned_quantity::text AS planned,
+                (SELECT COALESCE(sum(n.quantity), 0) FROM ncrs n
+                  WHERE n.operation_pk = o.id
+                    AND (n.lot_id IS NULL OR EXISTS (SELECT 1 FROM lots l WHERE l.id = n.lot_id AND l.order_id = o.order_id)))::text AS under
+           FROM order_operations o WHERE o.id = $1`,
+        [operationPk],
+      );
+      const row = r.rows[0];
+      return {
+        planned: quantityFromDb(row?.planned ?? '0'),
+        underNcr: quantityFromDb(row?.under ?? '0'),
+      };
     },
 
     async setLotStatus(tx, id, status, at) {

@@ -127,7 +127,16 @@ export interface QualityStore {
   operation(tx: Tx | null, pk: number, lock?: 'share' | 'update'): Promise<QualityOperation | null>;
   lockOrder(tx: Tx, orderId: string): Promise<void>;
   personIdOf(tx: Tx, username: string): Promise<string | null>;
-  lot(tx: Tx, id: string, forUpdate?: boolean): Promise<{ id: string; status: string } | null>;
+  lot(
+    tx: Tx,
+    id: string,
+    forUpdate?: boolean,
+  ): Promise<{ id: string; status: string; orderId: string | null } | null>;
+  /**
+   * What an operation plans and how much of it NCRs already name: every NCR on the operation's
+   * own units (no lot, or a lot of its order), whatever its state.
+   */
+  ncrCoverage(tx: Tx, operationPk: number): Promise<{ planned: Quantity; underNcr: Quantity }>;
   setLotStatus(tx: Tx, id: string, status: string, at: Date): Promise<void>;
   reasonCode(tx: Tx, code: string): Promise<{ category: string; active: boolean } | null>;
   insertResult(tx: Tx, r: NewQualityResult): Promise<QualityResultRecord>;

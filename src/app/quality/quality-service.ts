@@ -6,9 +6,12 @@ import {
 } from '../../domain/quality/quality.ts';
 import type { Clock } from '../../domain/shared/clock.ts';
 import {
+  add,
   formatQuantity,
   fromWhole,
   parsePositiveQuantity,
+  sub,
+  ZERO,
   type Quantity,
 } from '../../domain/shared/quantity.ts';
 import { fail, ok, type FieldIssue, type Result } from '../../domain/shared/result.ts';
@@ -265,10 +268,29 @@ export class QualityService {
         const cause = await this.#checkCause(tx, input.cause);
         if (!cause.ok) return cause;
       }
-      if (input.lotId !== undefined && !(await d.store.lot(tx, input.lotId))) {
-        return fail('LOOM_VALIDATION_FAILED', `Lot '${input.lotId}' does not exist.`, {
+      const lot = input.lotId === undefined ? null : await d.store.lot(tx, input.lotId);
+      if (input.lotId !== undefined && !lot) {
+        return fail('LOOM_LOT_NOT_FOUND', `Lot or serial '${input.lotId}' does not exist.`, {
+          details: { lotId: input.lotId },
           issues: [{ path: 'lotId', message: `lot '${input.lotId}' does not exist` }],
         });
+      }
+      // An NCR on the operation's own units (no lot, or a lot its order made) cannot name more units
+      // than the operation plans; one on consumed material is in the material's unit.
+      if (lot === null || lot.orderId === op.orderId) {
+        const { planned, underNcr } = await d.store.ncrCoverage(tx, op.pk);
+        if (add(underNcr, quantity.value) > planned) {
+          const room = planned > underNcr ? sub(planned, underNcr) : ZERO;
+          return fail(
+            'LOOM_NCR_QUANTITY_EXCEEDS_PLAN',
+            `Operation '${op.operationId}' of order ${op.orderId} plans ${formatQuantity(planned)}; its NCRs already name ` +
+              `${formatQuantity(underNcr)}, so this one can name at most ${formatQuantity(room)}.`,
+            {
+              issues: [{ path: 'quantity', message: `at most ${formatQuantity(room)}` }],
+              details: { planned: formatQuantity(planned), underNcr: formatQuantity(underNcr) },
+            },
+          );
+        }
       }
       const ncr = await this.#raise(tx, actor, op, ctx, {
         resultId: null,
