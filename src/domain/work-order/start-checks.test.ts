@@ -31,6 +31,23 @@ describe('start checks', () => {
     assert.equal(r[0]?.code, 'LOOM_START_NOT_QUALIFIED');
     assert.match(r[0].message, /'welding' expired on 2026-11-24/);
   });
+  it('names the expired holding, not a renewal that is not valid yet', () => {
+    const r = checkStart({
+      ...base,
+      operator: {
+        personId: 'jonas',
+        qualifications: [
+          { qualification: 'welding', issued: '2024-11-26', expires: '2026-11-24' },
+          { qualification: 'welding', issued: '2026-11-27', expires: '2028-11-26' },
+        ],
+      },
+    });
+    assert.equal(r.length, 1);
+    assert.equal(
+      r[0]!.message,
+      "jonas's qualification 'welding' expired on 2026-11-24, and its renewal is valid only from 2026-11-27.",
+    );
+  });
   it('accepts a qualification on its last valid day', () => {
     const r = checkStart({
       ...base,

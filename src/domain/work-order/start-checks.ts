@@ -42,14 +42,19 @@ function holds(holdings: readonly QualificationHolding[], qualification: string,
   const mine = holdings.filter((h) => h.qualification === qualification);
   const valid = mine.find((h) => qualificationStatus(h, today) === 'valid');
   if (valid) return { valid: true as const };
-  // The most recent expiry is the one a supervisor needs to see.
-  const latest = mine
-    .map((h) => h.expires)
-    .filter((e): e is string => e !== null)
+  // The most recent expiry of a holding that has expired is the one a supervisor needs to see; a
+  // renewal not valid yet is named beside it, never taken for the expired one.
+  const expiredOn = mine
+    .filter((h) => qualificationStatus(h, today) === 'expired')
+    .map((h) => h.expires!)
     .sort()
     .at(-1);
-  const notYet = mine.find((h) => qualificationStatus(h, today) === 'not-yet-valid');
-  return { valid: false as const, expiredOn: latest, validFrom: notYet?.issued };
+  const validFrom = mine
+    .filter((h) => qualificationStatus(h, today) === 'not-yet-valid')
+    .map((h) => h.issued)
+    .sort()
+    .at(0);
+  return { valid: false as const, expiredOn, validFrom };
 }
 
 /**
@@ -63,11 +68,14 @@ export function checkStart(f: StartFacts): StartRefusal[] {
     const own = holds(f.operator.qualifications, q, f.today);
     if (own.valid) continue;
     if (f.trainer && holds(f.trainer.qualifications, q, f.today).valid) continue;
-    const why = own.expiredOn
-      ? `expired on ${own.expiredOn}`
-      : own.validFrom
-        ? `is valid only from ${own.validFrom}`
-        : 'is not held';
+    const why =
+      own.expiredOn && own.validFrom
+        ? `expired on ${own.expiredOn}, and its renewal is valid only from ${own.validFrom}`
+        : own.expiredOn
+          ? `expired on ${own.expiredOn}`
+          : own.validFrom
+            ? `is valid only from ${own.validFrom}`
+            : 'is not held';
     const trainerNote = f.trainer ? `, and trainer ${f.trainer.personId} does not hold it valid either` : '';
     refusals.push({
       code: 'LOOM_START_NOT_QUALIFIED',
