@@ -156,7 +156,9 @@ async function updateUnstarted(
       'LOOM_ORDER_ALREADY_STARTED',
       existing.productId !== next.routing.productId
         ? `Order ${existing.externalId} (${existing.id}) is for product ${existing.productId}; its product cannot be changed to ${next.routing.productId}.`
-        : `Order ${existing.externalId} (${existing.id}) is ${existing.state} and has started work; it can no longer be changed.`,
+        : existing.state === 'Released' || existing.state === 'InProgress'
+          ? `Order ${existing.externalId} (${existing.id}) is ${existing.state} and has started work; it can no longer be changed.`
+          : `Order ${existing.externalId} (${existing.id}) is ${existing.state}; it can no longer be changed.`,
       { details: { orderId: existing.id, state: existing.state } },
     );
   }
