@@ -378,6 +378,34 @@ describe('running, completing and holding', () => {
     assert.equal(noReason.statusCode, 400);
   });
 
+  it('books nothing on a Running operation of a held order until the order is released', async () => {
+    const { order, operations } = await newOrder(1);
+    const op = operations[0]!.id;
+    const started = await post(`/api/operations/${op}/start`, anna.cookie, { workUnit: 'weld-robot-1' });
+    assert.equal(started.statusCode, 200, started.body);
+    const q = await t.userWithRoles('qe.hold2', ['quality']);
+    const held = await post(`/api/orders/${order.id}/hold`, q.cookie, { reason: 'supplier alert' });
+    assert.equal(held.statusCode, 200, held.body);
+    for (const [url, body] of [
+      [`/api/operations/${op}/complete`, { good: 1 }],
+      [`/api/operations/${op}/outputs`, { lotId: 'WB-HELD-1', material: 'welded-body' }],
+      [`/api/operations/${op}/consumptions`, { lotId: 'NO-SUCH-LOT', quantity: 1 }],
+    ] as const) {
+      const r = await post(url, anna.cookie, body);
+      assert.equal(r.statusCode, 409, `${url}: ${r.body}`);
+      assert.equal(r.json().code, 'LOOM_ORDER_NOT_ACTIVE');
+      assert.match(r.json().detail, new RegExp(`Order ${order.id} is OnHold`));
+    }
+    const row = await t.database.db.query('SELECT state, good_quantity FROM order_operations WHERE id = $1', [
+      op,
+    ]);
+    assert.deepEqual(row.rows[0], { state: 'Running', good_quantity: '0.000000' });
+    const released = await post(`/api/orders/${order.id}/release`, q.cookie, { reason: 'alert cleared' });
+    assert.equal(released.statusCode, 200, released.body);
+    const done = await post(`/api/operations/${op}/complete`, anna.cookie, { good: 1 });
+    assert.equal(done.statusCode, 200, done.body);
+  });
+
   it('runs a whole order to Completed and reports OrderCompleted', async () => {
     const { order, operations } = await newOrder(1);
     const users: Record<string, { cookie: string }> = {

@@ -207,9 +207,13 @@ export function postgresLotStore(db: Database): LotStore {
         bom: unknown[];
         order_material_id: string;
         order_external_id: string | null;
+        order_state: string;
       }>(
+        // The order's state is read, not locked: every order writer locks the order before its
+        // operations, and a lock taken here after the operation's could deadlock with them. A hold
+        // committed after this read orders after this transaction, as if it came later.
         `SELECT o.id, o.order_id, o.operation_id, o.name, o.state, o.work_unit_id, o.person_id, o.bom,
-                p.material_id AS order_material_id, p.external_id AS order_external_id
+                p.material_id AS order_material_id, p.external_id AS order_external_id, p.state AS order_state
            FROM order_operations o JOIN production_orders p ON p.id = o.order_id
           WHERE o.id = $1 FOR UPDATE OF o`,
         [pk],
@@ -226,6 +230,7 @@ export function postgresLotStore(db: Database): LotStore {
             workUnitId: o.work_unit_id,
             personId: o.person_id,
             orderMaterialId: o.order_material_id,
+            orderState: o.order_state,
             bom: Array.isArray(o.bom) ? o.bom : [],
           }
         : null;

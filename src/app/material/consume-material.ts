@@ -39,6 +39,20 @@ export interface ConsumptionView {
 export const operationNotFound = (pk: number) =>
   fail('LOOM_OPERATION_NOT_FOUND', `Operation ${pk} does not exist.`, { details: { operation: pk } });
 
+/**
+ * Production is recorded only on an order that is Released or InProgress: a hold stops material
+ * and output being booked on its operations (a Running operation may still be paused, and quality
+ * results may still be recorded while the hold is investigated).
+ */
+export const orderNotActive = (op: { pk: number; orderId: string }, orderState: string) =>
+  fail(
+    'LOOM_ORDER_NOT_ACTIVE',
+    `Order ${op.orderId} is ${orderState}; nothing is consumed, produced or completed on its operations until it is ${orderState === 'OnHold' ? 'released' : 'active again'}.`,
+    { details: { operation: op.pk, orderId: op.orderId, currentState: orderState } },
+  );
+
+export const orderIsActive = (state: string): boolean => state === 'Released' || state === 'InProgress';
+
 export const operationNotRunning = (op: OperationForMaterial) =>
   fail(
     'LOOM_OPERATION_NOT_RUNNING',
@@ -76,6 +90,7 @@ export async function consumeMaterial(
   const op = await deps.lots.lockOperation(tx, operationPk);
   if (!op) return operationNotFound(operationPk);
   if (op.state !== 'Running') return operationNotRunning(op);
+  if (!orderIsActive(op.orderState)) return orderNotActive(op, op.orderState);
 
   const locked = await deps.lots.lockMany(
     tx,

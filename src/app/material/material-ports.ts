@@ -41,6 +41,8 @@ export interface OperationForMaterial {
   readonly workUnitId: string | null;
   readonly personId: string | null;
   readonly orderMaterialId: string;
+  /** The order's state when the operation was locked (Released or InProgress to record production). */
+  readonly orderState: string;
   /** The BOM snapshot: `[{material, quantity, unit?}]`. */
   readonly bom: readonly unknown[];
 }
