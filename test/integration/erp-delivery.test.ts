@@ -504,7 +504,7 @@ describe('legacy file drop', () => {
     await setUp();
     await writeFile(
       path.join(inbox, 'orders-1.csv'),
-      'externalId,product,quantity,dueAt,priority\r\nSAP-F-1,compact-sedan,5,2026-12-01T06:00:00Z,3\r\n"SAP-F-2",compact-sedan,"2.5",,\r\n',
+      'externalId,product,quantity,dueAt,priority\r\nSAP-F-1,compact-sedan,5,2026-12-01T06:00:00Z,3\r\n"SAP-F-2",compact-sedan,"25",,\r\n',
     );
     assert.deepEqual(await settle(), ['orders-1.csv']);
     assert.deepEqual(await ordersWith('SAP-F-'), ['SAP-F-1', 'SAP-F-2']);

@@ -82,7 +82,7 @@ describe('POST /api/erp/orders', () => {
     const res = await post('/api/erp/orders', {
       orders: [
         order('ERP-1'),
-        order('ERP-2', { quantity: '2.5' }),
+        order('ERP-2', { quantity: '2.5', product: 'service-door-panel' }),
         order('ERP-3', { product: 'service-door-panel' }),
       ],
     });

@@ -109,13 +109,14 @@ describe('production orders', () => {
     assert.equal(count.rows[0]!.n, 1);
   });
 
-  it('refuses unknown products, negative and non-numeric quantities, and changes nothing', async () => {
+  it('refuses unknown products, negative and non-numeric quantities, a fraction of a serial-tracked product, and changes nothing', async () => {
     const before = await t.database.db.query('SELECT count(*)::int AS n FROM production_orders');
     for (const [body, path] of [
       [{ product: 'flying-car', quantity: 1 }, 'product'],
       [{ product: 'compact-sedan', quantity: -3 }, 'quantity'],
       [{ product: 'compact-sedan', quantity: 'ten' }, 'quantity'],
       [{ product: 'compact-sedan', quantity: 1.0000001 }, 'quantity'],
+      [{ product: 'compact-sedan', quantity: '2.5' }, 'quantity'],
     ] as const) {
       const res = await createOrder(body);
       assert.ok(res.statusCode === 422 || res.statusCode === 400, `${res.statusCode} ${res.body}`);

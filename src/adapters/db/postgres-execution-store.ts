@@ -174,8 +174,8 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
 
   return {
     async routing(tx, productId) {
-      const p = await q(tx).query<{ id: string; material_id: string; unit_id: string }>(
-        `SELECT p.id, p.material_id, m.unit_id FROM products p JOIN material_definitions m ON m.id = p.material_id WHERE p.id = $1`,
+      const p = await q(tx).query<{ id: string; material_id: string; unit_id: string; tracking: string }>(
+        `SELECT p.id, p.material_id, m.unit_id, m.tracking FROM products p JOIN material_definitions m ON m.id = p.material_id WHERE p.id = $1`,
         [productId],
       );
       const product = p.rows[0];
@@ -213,6 +213,7 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
         productId: product.id,
         materialId: product.material_id,
         unitId: product.unit_id,
+        serialTracked: product.tracking === 'serial',
         steps: ops.rows.map((r) => ({
           operationId: r.operation_id,
           name: r.name,

@@ -1,5 +1,10 @@
 import type { Actor } from '../../domain/auth/roles.ts';
-import { formatQuantity, parsePositiveQuantity, type Quantity } from '../../domain/shared/quantity.ts';
+import {
+  formatQuantity,
+  fromWhole,
+  parsePositiveQuantity,
+  type Quantity,
+} from '../../domain/shared/quantity.ts';
 import { fail, ok, type Result } from '../../domain/shared/result.ts';
 import { contentHash } from '../auth/tokens.ts';
 import type { Tx } from '../ports.ts';
@@ -68,6 +73,13 @@ export async function createOrder(
       {
         issues: [{ path: 'product', message: `no product '${input.product}'; import it or fix the id` }],
       },
+    );
+  }
+  if (routing.serialTracked && qty.value % fromWhole(1) !== 0n) {
+    return fail(
+      'LOOM_VALIDATION_FAILED',
+      `Product '${routing.productId}' is serial-tracked (one serial per unit): order a whole number of units, not ${formatQuantity(qty.value)}.`,
+      { issues: [{ path: 'quantity', message: 'must be a whole number for a serial-tracked product' }] },
     );
   }
   if (routing.steps.length === 0) {

@@ -71,6 +71,8 @@ export interface ProductRouting {
   readonly productId: string;
   readonly materialId: string;
   readonly unitId: string;
+  /** One serial per unit: an order of it is for whole units. */
+  readonly serialTracked: boolean;
   readonly steps: RoutingStep[];
 }
 
