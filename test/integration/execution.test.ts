@@ -471,6 +471,8 @@ describe('dispatch', () => {
     const ids = res.json<{ order: string; operation: string }[]>().map((e) => e.order);
     assert.ok(ids.indexOf(urgent.order.id) < ids.indexOf(dueSoon.order.id));
     assert.ok(ids.indexOf(dueSoon.order.id) < ids.indexOf(low.order.id));
+    const entry = res.json<{ order: string; releasedAt: string }[]>().find((e) => e.order === low.order.id)!;
+    assert.equal(entry.releasedAt, low.order.releasedAt, 'each entry shows its third sort key');
     const paint = await t.app.inject({
       method: 'GET',
       url: '/api/dispatch?workCenter=paint-line-1',

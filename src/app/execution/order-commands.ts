@@ -118,6 +118,8 @@ export async function dispatchFor(
       ...operationView(row.operation),
       priority: row.order.priority,
       dueAt: row.order.dueAt?.toISOString() ?? null,
+      // The third sort key, so a supervisor can see why two equal entries come in this order.
+      releasedAt: row.order.releasedAt.toISOString(),
       product: row.order.productId,
       externalId: row.order.externalId,
     })),
