@@ -363,6 +363,8 @@ describe('GET /api/orders/:id/record.html', () => {
     assert.ok(html.includes('Anna Berger (op-anna-berger)'));
     assert.ok(html.includes('released after incoming inspection'));
     assert.match(html, /Audit trail: <span class="chain-ok">intact/);
+    assert.ok(html.includes('<td>good 1, scrap 0</td>'), "a completion's detail reads as text");
+    assert.doesNotMatch(html, /\{&quot;good&quot;/, 'not as JSON');
     assert.doesNotMatch(html, /<(script|link|img|iframe)\b/i, 'no scripts or external assets');
     assert.doesNotMatch(html, /(src|href)=/i);
   });

@@ -43,7 +43,7 @@ async function createOrder(body: Record<string, unknown>, headers: Record<string
 async function newOrder(quantity = 10, extra: Record<string, unknown> = {}) {
   const res = await createOrder({ product: 'compact-sedan', quantity, ...extra });
   assert.equal(res.statusCode, 201, res.body);
-  return res.json<{ order: { id: string; state: string }; operations: Op[] }>();
+  return res.json<{ order: { id: string; state: string; releasedAt: string }; operations: Op[] }>();
 }
 const post = (url: string, cookie: string, payload?: object, headers: Record<string, string> = {}) =>
   t.app.inject({ method: 'POST', url, headers: { cookie, ...headers }, payload: payload ?? {} });

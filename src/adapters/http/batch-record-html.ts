@@ -28,6 +28,18 @@ function plain(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
+/**
+ * An activity's detail as a reader would write it: `good 1, scrap 0, scrapCause crack`, absent
+ * values left out, nested values as compact JSON. Not an object: as it is.
+ */
+function detailText(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
+  const parts = Object.entries(v as Record<string, unknown>)
+    .filter(([, x]) => x !== null && x !== undefined && x !== '')
+    .map(([k, x]) => `${k} ${plain(x)}`);
+  return parts.length ? parts.join(', ') : null;
+}
+
 function table(headers: readonly string[], rows: readonly (readonly unknown[])[], empty: string): string {
   if (rows.length === 0) return `<p class="none">${escapeHtml(empty)}</p>`;
   const head = headers.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
@@ -116,7 +128,7 @@ ${table(['Parameter', 'Value', 'Unit', 'Limits'], parameterRows(op.parameters), 
 <h3>Timeline</h3>
 ${table(
   ['Time', 'Activity', 'By', 'Person', 'Work unit', 'Detail'],
-  op.timeline.map((a) => [utc(a.at), a.kind, a.actor, person(a.person), a.workUnit, a.detail]),
+  op.timeline.map((a) => [utc(a.at), a.kind, a.actor, person(a.person), a.workUnit, detailText(a.detail)]),
   'Nothing recorded yet.',
 )}
 <h3>Material consumed</h3>
