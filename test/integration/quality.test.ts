@@ -680,6 +680,54 @@ describe('units under NCRs when an operation completes', () => {
   });
 });
 
+describe('a serial under an NCR', () => {
+  async function serial(id: string, orderId: string) {
+    await t.database.db.query(
+      `INSERT INTO lots (id, kind, material_id, quantity, unit_id, status, order_id)
+       VALUES ($1, 'serial', 'welded-body', 1, 'pcs', 'Released', $2)`,
+      [id, orderId],
+    );
+  }
+  const status = async (id: string) =>
+    (await t.database.db.query<{ status: string }>('SELECT status FROM lots WHERE id = $1', [id])).rows[0]!
+      .status;
+
+  it('is set apart in Quarantine until its disposition: released for rework or use, blocked when scrapped', async () => {
+    const o = await createOrder(t, 'compact-sedan', '3');
+    const op10 = o.ops['10']!;
+    await setOperation(t, op10, 'Running', 'weld-robot-1');
+    await serial('WB-NCR-1', o.id);
+    await serial('WB-NCR-2', o.id);
+
+    const failed = await results(op10, [
+      { characteristic: 'nugget-diameter', value: 3.9, lotId: 'WB-NCR-1' },
+    ]);
+    assert.equal(failed.statusCode, 201, failed.body);
+    const ncr1 = failed.json().results[0].ncr;
+    assert.equal(await status('WB-NCR-1'), 'Quarantine');
+    const [quarantined] = await t.loom.audit.list({ entityType: 'lot', entityId: 'WB-NCR-1', limit: 5 });
+    assert.equal(quarantined?.action, 'lot.quarantined');
+    assert.match(quarantined?.reason ?? '', new RegExp(`${ncr1.number} raised`));
+    const res = await disposition(ncr1.id, { disposition: 'rework', cause: 'weld', reason: 'Re-weld' });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(await status('WB-NCR-1'), 'Released', 'reworked: back in the flow');
+
+    const ncr2 = await manualNcr(o, '10', '1', { lotId: 'WB-NCR-2' });
+    assert.equal(await status('WB-NCR-2'), 'Quarantine');
+    const scrapped = await disposition(ncr2.id, {
+      disposition: 'scrap',
+      cause: 'weld',
+      reason: 'Burnt through',
+    });
+    assert.equal(scrapped.statusCode, 200, scrapped.body);
+    assert.equal(await status('WB-NCR-2'), 'Blocked');
+    const actions = (await t.loom.audit.list({ entityType: 'lot', entityId: 'WB-NCR-2', limit: 5 })).map(
+      (a) => a.action,
+    );
+    assert.deepEqual(actions.sort(), ['lot.blocked', 'lot.quarantined']);
+  });
+});
+
 describe('a result raising an NCR and a completion of the same operation at once', () => {
   it('never both count the same unit: the completion waits for the NCR and is refused', async () => {
     const order = await createOrder(t, 'compact-sedan', '1');

@@ -178,12 +178,12 @@ export function postgresQualityStore(db: Database): QualityStore {
     },
 
     async lot(tx, id, forUpdate = false) {
-      const r = await asPg(tx).query<{ id: string; status: string; order_id: string | null }>(
-        `SELECT id, status, order_id FROM lots WHERE id = $1 ${forUpdate ? 'FOR UPDATE' : ''}`,
+      const r = await asPg(tx).query<{ id: string; kind: string; status: string; order_id: string | null }>(
+        `SELECT id, kind, status, order_id FROM lots WHERE id = $1 ${forUpdate ? 'FOR UPDATE' : ''}`,
         [id],
       );
       const l = r.rows[0];
-      return l ? { id: l.id, status: l.status, orderId: l.order_id } : null;
+      return l ? { id: l.id, kind: l.kind, status: l.status, orderId: l.order_id } : null;
     },
 
     async ncrCoverage(tx, operationPk) {

@@ -131,7 +131,7 @@ export interface QualityStore {
     tx: Tx,
     id: string,
     forUpdate?: boolean,
-  ): Promise<{ id: string; status: string; orderId: string | null } | null>;
+  ): Promise<{ id: string; kind: string; status: string; orderId: string | null } | null>;
   /**
    * What an operation plans and how much of it NCRs already name: every NCR on the operation's
    * own units (no lot, or a lot of its order), whatever its state.

@@ -448,6 +448,22 @@ export class QualityService {
         }
       }
 
+      // The serial the NCR set apart follows its disposition: back to Released when it is reworked
+      // or accepted, Blocked when it is scrapped (return-to-supplier blocked it above).
+      if (ncr.lotId !== null && input.disposition !== 'return-to-supplier') {
+        const lot = await d.store.lot(tx, ncr.lotId, true);
+        if (lot && lot.kind === 'serial' && lot.orderId === ncr.orderId && lot.status === 'Quarantine') {
+          await this.#setSerialStatus(
+            tx,
+            actor,
+            ctx,
+            lot.id,
+            lot.status,
+            input.disposition === 'scrap' ? 'Blocked' : 'Released',
+            `${ncr.number}: ${input.disposition}. ${input.reason}`,
+          );
+        }
+      }
       const updated = await d.store.dispositionNcr(tx, ncr.id, {
         disposition: input.disposition,
         causeCode: input.cause,
@@ -562,7 +578,47 @@ export class QualityService {
       eventType: 'NonconformanceRaised',
       payload: view,
     });
+    // A nonconforming unit is set apart until its disposition: a Released serial of the order goes
+    // to Quarantine, so it cannot be consumed elsewhere meanwhile. A lot is not: the NCR names part
+    // of it, and holding the rest is a quality engineer's decision (POST /api/lots/:id/hold).
+    if (n.lotId !== null) {
+      const lot = await d.store.lot(tx, n.lotId, true);
+      if (lot && lot.kind === 'serial' && lot.orderId === op.orderId && lot.status === 'Released') {
+        await this.#setSerialStatus(
+          tx,
+          actor,
+          ctx,
+          lot.id,
+          'Released',
+          'Quarantine',
+          `${ncr.number} raised: ${n.description}`,
+        );
+      }
+    }
     return ncr;
+  }
+
+  async #setSerialStatus(
+    tx: Tx,
+    actor: Principal,
+    ctx: RequestContext,
+    lotId: string,
+    from: string,
+    to: 'Quarantine' | 'Released' | 'Blocked',
+    reason: string,
+  ): Promise<void> {
+    const d = this.#d;
+    await d.store.setLotStatus(tx, lotId, to, d.clock.now());
+    await d.audit.append(tx, {
+      actor,
+      action: to === 'Quarantine' ? 'lot.quarantined' : to === 'Released' ? 'lot.released' : 'lot.blocked',
+      entityType: 'lot',
+      entityId: lotId,
+      reason,
+      oldValue: { status: from },
+      newValue: { status: to },
+      requestId: ctx.requestId,
+    });
   }
 }
 
