@@ -242,6 +242,29 @@ describe('start checks', () => {
     assert.equal(res.json().code, 'LOOM_START_WRONG_WORK_UNIT');
   });
 
+  it('refuses lots to be consumed that are not Released or not in the bill of materials, naming each', async () => {
+    const { operations } = await newOrder(1);
+    await t.database.db.query(
+      `INSERT INTO lots (id, kind, material_id, quantity, unit_id, status) VALUES
+         ('START-PANEL', 'lot', 'body-panel', 14, 'pcs', 'Released'),
+         ('START-COIL', 'lot', 'steel-coil', 100, 'kg', 'Released'),
+         ('START-SEAL-Q', 'lot', 'seam-sealer', 5, 'l', 'Quarantine')`,
+    );
+    const res = await post(`/api/operations/${operations[0]!.id}/start`, anna.cookie, {
+      workUnit: 'weld-robot-1',
+      lots: ['START-PANEL', 'START-COIL', 'START-SEAL-Q'],
+    });
+    assert.equal(res.statusCode, 409, res.body);
+    assert.deepEqual(
+      res.json().refusals.map((r: { code: string; subject: string }) => `${r.code} ${r.subject}`),
+      ['LOOM_START_LOT_NOT_IN_BOM START-COIL', 'LOOM_START_LOT_NOT_RELEASED START-SEAL-Q'],
+    );
+    const row = await t.database.db.query('SELECT state FROM order_operations WHERE id = $1', [
+      operations[0]!.id,
+    ]);
+    assert.equal(row.rows[0]!.state, 'Ready');
+  });
+
   it('refuses to start an operation whose predecessor is not complete', async () => {
     const { operations } = await newOrder(1);
     const res = await post(`/api/operations/${operations[1]!.id}/start`, anna.cookie, {

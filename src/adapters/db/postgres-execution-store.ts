@@ -489,11 +489,11 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
     },
 
     async lotStatuses(tx, ids) {
-      const r = await asPg(tx).query<{ id: string; status: string }>(
-        'SELECT id, status FROM lots WHERE id = ANY ($1)',
+      const r = await asPg(tx).query<{ id: string; status: string; material_id: string }>(
+        'SELECT id, status, material_id FROM lots WHERE id = ANY ($1)',
         [ids],
       );
-      return new Map(r.rows.map((x) => [x.id, x.status]));
+      return new Map(r.rows.map((x) => [x.id, { status: x.status, materialId: x.material_id }]));
     },
 
     async reasonCodeExists(tx, code) {

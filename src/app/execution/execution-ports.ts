@@ -217,7 +217,7 @@ export interface ExecutionStore {
     s: { state: EquipmentState; reason: string | null; source: string; actor: string; at: Date },
   ): Promise<void>;
   personByUsername(tx: Tx | null, username: string): Promise<PersonWithQualifications | null>;
-  lotStatuses(tx: Tx, ids: readonly string[]): Promise<Map<string, string>>;
+  lotStatuses(tx: Tx, ids: readonly string[]): Promise<Map<string, { status: string; materialId: string }>>;
   addProductionEvent(tx: Tx, e: ProductionEventInput): Promise<void>;
   reasonCodeExists(tx: Tx, code: string): Promise<boolean>;
   /**

@@ -111,7 +111,9 @@ export async function startOperation(
   const ops = await store.operations(tx, op.orderId);
   const previous = ops.filter((o) => !o.isRework && o.sequence < op.sequence).at(-1) ?? null;
   const lots = input.lots ?? [];
-  const statuses = lots.length ? await store.lotStatuses(tx, lots) : new Map<string, string>();
+  const found = lots.length
+    ? await store.lotStatuses(tx, lots)
+    : new Map<string, { status: string; materialId: string }>();
   const state = await store.equipmentState(tx, unit.id);
   const refusals = checkStart({
     today: deps.today(now),
@@ -127,7 +129,18 @@ export async function startOperation(
             needed: op.plannedQuantity,
           }
         : null,
-    lots: lots.map((id) => ({ id, status: statuses.get(id) ?? 'unknown (no such lot)' })),
+    lots: lots.map((id) => ({
+      id,
+      status: found.get(id)?.status ?? 'unknown (no such lot)',
+      material: found.get(id)?.materialId ?? null,
+    })),
+    bomMaterials: op.bom.flatMap((line) =>
+      typeof line === 'object' &&
+      line !== null &&
+      typeof (line as { material?: unknown }).material === 'string'
+        ? [(line as { material: string }).material]
+        : [],
+    ),
   });
   let overrideSignature: ElectronicSignature | null = null;
   if (refusals.length > 0) {

@@ -48,6 +48,24 @@ describe('start checks', () => {
       "jonas's qualification 'welding' expired on 2026-11-24, and its renewal is valid only from 2026-11-27.",
     );
   });
+  it('refuses a lot to be consumed whose material is not in the bill of materials', () => {
+    const r = checkStart({
+      ...base,
+      lots: [
+        { id: 'PANEL-1', status: 'Released', material: 'body-panel' },
+        { id: 'COIL-1', status: 'Released', material: 'steel-coil' },
+      ],
+      bomMaterials: ['body-panel', 'seam-sealer'],
+    });
+    assert.deepEqual(
+      r.map((x) => [x.code, x.subject]),
+      [['LOOM_START_LOT_NOT_IN_BOM', 'COIL-1']],
+    );
+    assert.match(
+      r[0]!.message,
+      /COIL-1 is steel-coil, which is not in the operation's bill of materials \(body-panel, seam-sealer\)/,
+    );
+  });
   it('accepts a qualification on its last valid day', () => {
     const r = checkStart({
       ...base,

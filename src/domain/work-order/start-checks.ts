@@ -23,14 +23,22 @@ export interface StartFacts {
     readonly goodQuantity: Quantity;
     readonly needed: Quantity;
   } | null;
-  readonly lots: readonly { readonly id: string; readonly status: string }[];
+  /** The lots to be consumed; `material` null when the lot does not exist. */
+  readonly lots: readonly {
+    readonly id: string;
+    readonly status: string;
+    readonly material?: string | null;
+  }[];
+  /** The operation's bill of materials, when known: a lot to be consumed must be of one of them. */
+  readonly bomMaterials?: readonly string[];
 }
 
 export type StartRefusalCode =
   | 'LOOM_START_NOT_QUALIFIED'
   | 'LOOM_START_EQUIPMENT_UNAVAILABLE'
   | 'LOOM_START_PREDECESSOR_SHORT'
-  | 'LOOM_START_LOT_NOT_RELEASED';
+  | 'LOOM_START_LOT_NOT_RELEASED'
+  | 'LOOM_START_LOT_NOT_IN_BOM';
 
 export interface StartRefusal {
   readonly code: StartRefusalCode;
@@ -103,6 +111,13 @@ export function checkStart(f: StartFacts): StartRefusal[] {
         code: 'LOOM_START_LOT_NOT_RELEASED',
         subject: lot.id,
         message: `Lot ${lot.id} is ${lot.status}, not Released.`,
+      });
+    }
+    if (f.bomMaterials && lot.material && !f.bomMaterials.includes(lot.material)) {
+      refusals.push({
+        code: 'LOOM_START_LOT_NOT_IN_BOM',
+        subject: lot.id,
+        message: `Lot ${lot.id} is ${lot.material}, which is not in the operation's bill of materials (${f.bomMaterials.join(', ') || 'none'}).`,
       });
     }
   }
