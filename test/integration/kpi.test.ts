@@ -215,7 +215,7 @@ describe('quality KPIs', () => {
     assert.deepEqual(empty.totals, row('0', '0', '0', '0', '0', null, null, null));
   });
 
-  it('refuses operators, a reversed range and an unknown grouping', async () => {
+  it('refuses operators, a reversed range, an unknown grouping and an unknown product', async () => {
     const op = await t.login('op1', 'correct horse battery 3');
     const refused = await t.app.inject({ method: 'GET', url: '/api/kpi/quality', headers: { cookie: op } });
     assert.equal(refused.statusCode, 403);
@@ -231,5 +231,12 @@ describe('quality KPIs', () => {
       headers: { cookie: supervisor },
     });
     assert.equal(bad.statusCode, 400);
+    const unknown = await t.app.inject({
+      method: 'GET',
+      url: '/api/kpi/quality?product=flying-car',
+      headers: { cookie: supervisor },
+    });
+    assert.equal(unknown.statusCode, 404, unknown.body);
+    assert.equal(unknown.json().code, 'LOOM_KPI_UNKNOWN_PRODUCT');
   });
 });

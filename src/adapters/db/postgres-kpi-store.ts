@@ -48,6 +48,15 @@ const counts = (r: SumsRow): KpiCounts => ({
 export function postgresKpiStore(db: Database): KpiStore {
   const params = (q: KpiQuery) => [q.from, q.to, q.productId];
   return {
+    async productKnown(productId) {
+      const r = await db.query<{ known: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)
+             OR EXISTS (SELECT 1 FROM production_events WHERE product_id = $1) AS known`,
+        [productId],
+      );
+      return r.rows[0]?.known === true;
+    },
+
     async groups(q, groupBy) {
       const keys = KEYS[groupBy];
       const cols = keys.map(([alias, col]) => `e.${col} AS "${alias}"`).join(', ');

@@ -72,6 +72,17 @@ export async function qualityKpis(
       issues: [{ path: 'querystring.from', message: 'must be before to' }],
     });
   }
+  // A mistyped product would answer empty figures that read as "nothing produced".
+  if (q.productId !== null && !(await store.productKnown(q.productId))) {
+    return fail(
+      'LOOM_KPI_UNKNOWN_PRODUCT',
+      `Product '${q.productId}' is not in the plant model and has no production.`,
+      {
+        issues: [{ path: 'querystring.product', message: `no product '${q.productId}'` }],
+        details: { product: q.productId },
+      },
+    );
+  }
   const [totals, rows, steps, loops] = await Promise.all([
     store.totals(q),
     store.groups(q, groupBy),

@@ -206,4 +206,6 @@ export interface KpiStore {
   /** Per product and routing step: what rolled throughput yield multiplies. */
   steps(q: KpiQuery): Promise<(KpiCounts & { productId: string; operation: string })[]>;
   reworkLoops(q: KpiQuery): Promise<ReworkLoopRow[]>;
+  /** Whether the plant model has this product, or production events were recorded for it. */
+  productKnown(productId: string): Promise<boolean>;
 }
