@@ -10,11 +10,14 @@ import {
 } from '../../domain/shared/quantity.ts';
 import { fail, ok, type Result } from '../../domain/shared/result.ts';
 import { transitionOperation, type OperationEvent } from '../../domain/work-order/operation-state.ts';
-import { transitionOrder } from '../../domain/work-order/order-state.ts';
+import {
+  orderAcceptsProduction,
+  orderNotActive,
+  transitionOrder,
+} from '../../domain/work-order/order-state.ts';
 import type { Tx } from '../ports.ts';
 import type { CommandContext, ExecutionDeps } from './execution-deps.ts';
 import type { OrderOperation, ProductionOrder } from './execution-ports.ts';
-import { orderIsActive, orderNotActive } from '../material/consume-material.ts';
 import { notFound } from './start-operation.ts';
 import { operationView, orderView, type OperationView } from './views.ts';
 
@@ -174,7 +177,7 @@ export async function completeOperation(
   const { order, op, ops, ncrQuantity: ncr } = locked.value;
   const next = transitionOperation(op.state, 'complete');
   if (!next.ok) return next;
-  if (!orderIsActive(order.state)) return orderNotActive(op, order.state);
+  if (!orderAcceptsProduction(order.state)) return orderNotActive(op, order.state);
   // Nothing reported is a mistake, unless every unit is under an NCR (a rework operation whose
   // only unit failed again and went on to the next rework loop).
   if (good.value === ZERO && scrap.value === ZERO && ncr === ZERO) {

@@ -2,6 +2,7 @@ import type { Actor } from '../../domain/auth/roles.ts';
 import { fail, ok, type Result } from '../../domain/shared/result.ts';
 import { transitionOperation } from '../../domain/work-order/operation-state.ts';
 import { transitionOrder } from '../../domain/work-order/order-state.ts';
+import { bomMaterials } from '../../domain/production/product.ts';
 import { checkStart, type StartRefusal } from '../../domain/work-order/start-checks.ts';
 import type { ElectronicSignature, Tx } from '../ports.ts';
 import type { CommandContext, ExecutionDeps } from './execution-deps.ts';
@@ -134,13 +135,7 @@ export async function startOperation(
       status: found.get(id)?.status ?? 'unknown (no such lot)',
       material: found.get(id)?.materialId ?? null,
     })),
-    bomMaterials: op.bom.flatMap((line) =>
-      typeof line === 'object' &&
-      line !== null &&
-      typeof (line as { material?: unknown }).material === 'string'
-        ? [(line as { material: string }).material]
-        : [],
-    ),
+    bomMaterials: bomMaterials(op.bom),
   });
   let overrideSignature: ElectronicSignature | null = null;
   if (refusals.length > 0) {

@@ -1,5 +1,7 @@
 import { formatQuantity, parsePositiveQuantity } from '../../domain/shared/quantity.ts';
 import { fail, ok, type Result } from '../../domain/shared/result.ts';
+import { bomMaterials } from '../../domain/production/product.ts';
+import { orderAcceptsProduction, orderNotActive } from '../../domain/work-order/order-state.ts';
 import type { Tx } from '../ports.ts';
 import {
   auditActor,
@@ -39,32 +41,11 @@ export interface ConsumptionView {
 export const operationNotFound = (pk: number) =>
   fail('LOOM_OPERATION_NOT_FOUND', `Operation ${pk} does not exist.`, { details: { operation: pk } });
 
-/**
- * Production is recorded only on an order that is Released or InProgress: a hold stops material
- * and output being booked on its operations (a Running operation may still be paused, and quality
- * results may still be recorded while the hold is investigated).
- */
-export const orderNotActive = (op: { pk: number; orderId: string }, orderState: string) =>
-  fail(
-    'LOOM_ORDER_NOT_ACTIVE',
-    `Order ${op.orderId} is ${orderState}; nothing is consumed, produced or completed on its operations until it is ${orderState === 'OnHold' ? 'released' : 'active again'}.`,
-    { details: { operation: op.pk, orderId: op.orderId, currentState: orderState } },
-  );
-
-export const orderIsActive = (state: string): boolean => state === 'Released' || state === 'InProgress';
-
 export const operationNotRunning = (op: OperationForMaterial) =>
   fail(
     'LOOM_OPERATION_NOT_RUNNING',
     `Operation ${op.pk} ('${op.operationId} ${op.name}' of order ${op.orderId}) is ${op.state}; material is consumed and produced only while it is Running.`,
     { details: { operation: op.pk, orderId: op.orderId, state: op.state } },
-  );
-
-const bomMaterials = (op: OperationForMaterial): string[] =>
-  op.bom.flatMap((line) =>
-    typeof line === 'object' && line !== null && typeof (line as { material?: unknown }).material === 'string'
-      ? [(line as { material: string }).material]
-      : [],
   );
 
 /**
@@ -90,7 +71,7 @@ export async function consumeMaterial(
   const op = await deps.lots.lockOperation(tx, operationPk);
   if (!op) return operationNotFound(operationPk);
   if (op.state !== 'Running') return operationNotRunning(op);
-  if (!orderIsActive(op.orderState)) return orderNotActive(op, op.orderState);
+  if (!orderAcceptsProduction(op.orderState)) return orderNotActive(op, op.orderState);
 
   const locked = await deps.lots.lockMany(
     tx,
@@ -121,7 +102,7 @@ export async function consumeMaterial(
       { details: { lotId: lot.id, lotStatus: lot.status } },
     );
   }
-  const bom = bomMaterials(op);
+  const bom = bomMaterials(op.bom);
   if (!bom.includes(lot.materialId)) {
     return fail(
       'LOOM_MATERIAL_NOT_IN_BOM',

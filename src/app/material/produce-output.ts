@@ -1,7 +1,8 @@
 import { formatQuantity } from '../../domain/shared/quantity.ts';
 import { fail, ok, type Result } from '../../domain/shared/result.ts';
 import type { Tx } from '../ports.ts';
-import { operationNotFound, operationNotRunning, orderIsActive, orderNotActive } from './consume-material.ts';
+import { orderAcceptsProduction, orderNotActive } from '../../domain/work-order/order-state.ts';
+import { operationNotFound, operationNotRunning } from './consume-material.ts';
 import { auditActor, lotView, type LotView, type MaterialCommand, type MaterialDeps } from './lot-view.ts';
 import type { LotKind } from './material-ports.ts';
 import { quantityForKind } from './receive-lot.ts';
@@ -36,7 +37,7 @@ export async function produceOutput(
   const op = await deps.lots.lockOperation(tx, operationPk);
   if (!op) return operationNotFound(operationPk);
   if (op.state !== 'Running') return operationNotRunning(op);
-  if (!orderIsActive(op.orderState)) return orderNotActive(op, op.orderState);
+  if (!orderAcceptsProduction(op.orderState)) return orderNotActive(op, op.orderState);
 
   const materialId = input.material ?? op.orderMaterialId;
   const material = await deps.lots.material(tx, materialId);

@@ -315,3 +315,12 @@ export function validateProduct(input: unknown, references: ProductReferences): 
   const issues = checkProductReferences(parsed.value, references);
   return issues.length > 0 ? plantInvalid('product', issues) : ok(parsed.value);
 }
+
+/** The materials an operation's bill-of-materials snapshot (`[{material, quantity, unit?}]`) lists. */
+export function bomMaterials(bom: readonly unknown[]): string[] {
+  return bom.flatMap((line) =>
+    typeof line === 'object' && line !== null && typeof (line as { material?: unknown }).material === 'string'
+      ? [(line as { material: string }).material]
+      : [],
+  );
+}

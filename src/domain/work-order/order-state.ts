@@ -39,3 +39,21 @@ export function illegal(kind: 'order' | 'operation', current: string, event: str
     { details: { currentState: current, event } },
   );
 }
+
+/** Whether production (consumption, output, completion) may be booked on an order's operations. */
+export function orderAcceptsProduction(state: string): boolean {
+  return state === 'Released' || state === 'InProgress';
+}
+
+/**
+ * LOOM_ORDER_NOT_ACTIVE: a hold (or cancellation, completion) stops material and output being
+ * booked and operations being completed; a Running operation may still be paused, and quality
+ * results may still be recorded while a hold is investigated.
+ */
+export function orderNotActive(op: { readonly pk: number; readonly orderId: string }, orderState: string) {
+  return fail(
+    'LOOM_ORDER_NOT_ACTIVE',
+    `Order ${op.orderId} is ${orderState}; nothing is consumed, produced or completed on its operations until it is ${orderState === 'OnHold' ? 'released' : 'active again'}.`,
+    { details: { operation: op.pk, orderId: op.orderId, currentState: orderState } },
+  );
+}
