@@ -608,6 +608,17 @@ describe('units under NCRs when an operation completes', () => {
     // Consumed material is counted in its own unit, not against the operation's plan.
     await createLot(t, 'PANEL-NCR-2', 'body-panel', '400');
     await manualNcr(o, '10', '20', { lotId: 'PANEL-NCR-2' });
+    // Two NCRs raised at once for the last unit: one is raised, the other refused.
+    const both = await Promise.all(
+      [1, 2].map((i) =>
+        post(
+          '/api/ncrs',
+          { operation: o.ops['10'], quantity: '1', description: `race ${i}` },
+          operator.cookie,
+        ),
+      ),
+    );
+    assert.deepEqual(both.map((r) => r.statusCode).sort(), [201, 422]);
   });
 
   it('counts a unit scrapped by its NCR once: the rest can be reported good', async () => {

@@ -252,7 +252,8 @@ export class QualityService {
     return runIdempotent(d.uow, d.idempotency, ctx.idempotency, 201, async (tx) => {
       const quantity = parsePositiveQuantity(input.quantity, 'quantity');
       if (!quantity.ok) return quantity;
-      const op = await d.store.operation(tx, input.operation, 'share');
+      // FOR UPDATE, not SHARE: two NCRs raised at once on one operation must see each other's quantity.
+      const op = await d.store.operation(tx, input.operation, 'update');
       if (!op) return operationNotFound(input.operation);
       if (
         input.characteristic !== undefined &&
