@@ -571,6 +571,46 @@ describe('the trace lists worker (ADR 0017)', () => {
   });
 });
 
+describe('a trace lists thread that cannot start', () => {
+  it('is started again later each time, twice as long after each failure, and never blocks a trace', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+    const w = traceListsWorker({
+      connection: t.database.db.connection(),
+      logger,
+      restartDelayMs: 40,
+      threadEntry: new URL('../support/failing-trace-lists-thread.ts', import.meta.url),
+    });
+    const genealogy = postgresGenealogyStore(t.database.db);
+    const there = new GenealogyTrace({ genealogy, lists: w });
+    const here = new GenealogyTrace({ genealogy });
+    try {
+      const delays: number[] = [];
+      const deadline = Date.now() + 20_000;
+      while (delays.length < 3) {
+        assert.ok(Date.now() < deadline, `timed out; log: ${lines.join('')}`);
+        assert.deepEqual(
+          await there.traceJson('CAR-1', 'backward'),
+          await here.traceJson('CAR-1', 'backward'),
+        );
+        delays.splice(
+          0,
+          delays.length,
+          ...lines.flatMap((l) => {
+            const m = /starting it again after (\d+) ms/.exec(l);
+            return m ? [Number(m[1])] : [];
+          }),
+        );
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.deepEqual(delays.slice(0, 3), [80, 160, 320]);
+      assert.equal(w.ready, false);
+    } finally {
+      await w.close();
+    }
+  });
+});
+
 describe('lot ids in a text[] literal', () => {
   it('round-trips quotes, backslashes, commas, braces and the word NULL through PostgreSQL', async () => {
     const ids = ['plain', 'a"b', 'c\\d', 'a,b', '{x}', ' sp ', 'NULL', ''];

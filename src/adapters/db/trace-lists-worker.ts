@@ -37,8 +37,10 @@ export interface TraceListsWorker extends TraceListsSource {
  * lookups' decoding and JSON here. The thread starts at the first request (which the caller serves
  * itself, as it does every request while the thread is not ready) and has a pool of `poolSize`
  * connections of its own: the three lookups of a trace run side by side. A thread that fails or
- * exits is logged and started again at a request after `restartDelayMs`; the requests it had
- * not answered get `null`, and their callers do the work themselves.
+ * exits is logged and started again at a request after `restartDelayMs`, twice as long after
+ * each exit of a thread that never became ready (up to 64 times), so a thread that cannot start
+ * does not fill the log; the requests it had not answered get `null`, and their callers do the
+ * work themselves.
  */
 export function traceListsWorker(opts: {
   connection: DatabaseConnection;
@@ -53,6 +55,8 @@ export function traceListsWorker(opts: {
   let ready = false;
   let closed = false;
   let notBefore = 0;
+  // Exits in a row of threads that never became ready: each doubles the wait before the next start.
+  let failedStarts = 0;
   let nextId = 0;
   const pending = new Map<number, { resolve(v: TraceListsJson | null): void; reject(e: Error): void }>();
 
@@ -76,6 +80,7 @@ export function traceListsWorker(opts: {
       switch (m.type) {
         case 'ready':
           ready = !closed;
+          failedStarts = 0;
           return;
         case 'lists':
           pending.get(m.id)?.resolve(m.value);
@@ -103,12 +108,15 @@ export function traceListsWorker(opts: {
     });
     w.on('exit', (code) => {
       if (worker !== w) return;
+      const wasReady = ready;
       worker = null;
       ready = false;
       abandon();
       if (!closed) {
-        opts.logger.warn({ code }, `trace lists worker exited; starting it again after ${restartDelayMs} ms`);
-        notBefore = Date.now() + restartDelayMs;
+        failedStarts = wasReady ? 0 : Math.min(failedStarts + 1, 6);
+        const delay = restartDelayMs * 2 ** failedStarts;
+        opts.logger.warn({ code }, `trace lists worker exited; starting it again after ${delay} ms`);
+        notBefore = Date.now() + delay;
       }
     });
   };
