@@ -103,6 +103,14 @@ describe('production orders', () => {
     assert.equal(changed.statusCode, 200);
     assert.equal(changed.json().outcome, 'updated');
     assert.equal(changed.json().order.quantity, '7');
+    // The routing is the same: the operations keep their ids (a terminal or dispatch list holding
+    // one still finds it) and plan the new quantity.
+    const ids = (r: typeof first) => r.json<{ operations: Op[] }>().operations.map((o) => o.id);
+    assert.deepEqual(ids(changed), ids(first));
+    assert.deepEqual(
+      changed.json<{ operations: { plannedQuantity: string }[] }>().operations.map((o) => o.plannedQuantity),
+      changed.json<{ operations: unknown[] }>().operations.map(() => '7'),
+    );
     const count = await t.database.db.query(
       `SELECT count(*)::int AS n FROM production_orders WHERE external_id = 'SAP-1'`,
     );

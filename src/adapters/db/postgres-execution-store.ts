@@ -192,9 +192,10 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
         characteristics: unknown[];
       }>(
         `SELECT o.operation_id, o.name, o.work_center_id, o.standard_cycle_time_s, o.parameters,
-           COALESCE((SELECT array_agg(equipment_id ORDER BY position) FROM routing_operation_work_units w
+           -- ::text: an array of a domain type (plant_id) is not one node-postgres parses; text[] is.
+           COALESCE((SELECT array_agg(equipment_id::text ORDER BY position) FROM routing_operation_work_units w
                       WHERE w.product_id = o.product_id AND w.operation_id = o.operation_id), '{}') AS work_units,
-           COALESCE((SELECT array_agg(qualification_id ORDER BY position) FROM routing_operation_qualifications x
+           COALESCE((SELECT array_agg(qualification_id::text ORDER BY position) FROM routing_operation_qualifications x
                       WHERE x.product_id = o.product_id AND x.operation_id = o.operation_id), '{}') AS qualifications,
            COALESCE((SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                         'material', b.material_id, 'quantity', b.quantity::text, 'unit', COALESCE(b.unit_id, m.unit_id)))
@@ -338,6 +339,14 @@ export function postgresExecutionStore(db: Database): ExecutionStore {
 
     async deleteOperations(tx, orderId) {
       await asPg(tx).query('DELETE FROM order_operations WHERE order_id = $1', [orderId]);
+    },
+
+    async setPlannedQuantity(tx, orderId, quantity) {
+      const r = await asPg(tx).query<OperationRow>(
+        'UPDATE order_operations SET planned_quantity = $2 WHERE order_id = $1 RETURNING *',
+        [orderId, formatQuantity(quantity)],
+      );
+      return r.rows.map(toOperation).sort((a, b) => a.sequence - b.sequence);
     },
 
     async operation(tx, pk, forUpdate) {

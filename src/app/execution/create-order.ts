@@ -9,7 +9,7 @@ import { fail, ok, type Result } from '../../domain/shared/result.ts';
 import { contentHash } from '../auth/tokens.ts';
 import type { Tx } from '../ports.ts';
 import type { CommandContext, ExecutionDeps } from './execution-deps.ts';
-import type { NewOperation, ProductionOrder, ProductRouting } from './execution-ports.ts';
+import type { NewOperation, OrderOperation, ProductionOrder, ProductRouting } from './execution-ports.ts';
 import { operationView, orderView, type OperationView, type OrderView } from './views.ts';
 
 export interface CreateOrderInput {
@@ -181,8 +181,16 @@ async function updateUnstarted(
     priority: next.priority,
     requestHash: next.requestHash,
   });
-  await store.deleteOperations(tx, order.id);
-  const operations = await store.insertOperations(tx, order.id, expandRouting(next.routing, next.quantity));
+  // The same routing as released (step by step, snapshot and all): the operations stay, with their
+  // ids, and plan the new quantity. A routing changed since release is released afresh.
+  const fresh = expandRouting(next.routing, next.quantity);
+  let operations: OrderOperation[];
+  if (sameSteps(ops, fresh)) {
+    operations = await store.setPlannedQuantity(tx, order.id, next.quantity);
+  } else {
+    await store.deleteOperations(tx, order.id);
+    operations = await store.insertOperations(tx, order.id, fresh);
+  }
   const view = { order: orderView(order), operations: operations.map(operationView) };
   await audit.append(tx, {
     actor,
@@ -195,6 +203,24 @@ async function updateUnstarted(
     requestId: ctx.requestId,
   });
   return ok({ ...view, outcome: 'updated' });
+}
+
+/** Whether an unstarted order's operations are the steps `fresh` would release, quantity aside. */
+function sameSteps(ops: readonly OrderOperation[], fresh: readonly NewOperation[]): boolean {
+  const shape = (o: Omit<NewOperation, 'plannedQuantity' | 'state'>) =>
+    JSON.stringify([
+      o.operationId,
+      o.sequence,
+      o.name,
+      o.workCenterId,
+      o.allowedWorkUnits,
+      o.standardCycleTimeS,
+      o.requiredQualifications,
+      o.parameters,
+      o.bom,
+      o.characteristics,
+    ]);
+  return ops.length === fresh.length && ops.every((o, i) => !o.isRework && shape(o) === shape(fresh[i]!));
 }
 
 export async function present(deps: ExecutionDeps, tx: Tx | null, order: ProductionOrder) {

@@ -181,6 +181,8 @@ export interface ExecutionStore {
   updateOrder(tx: Tx, id: string, patch: OrderPatch): Promise<ProductionOrder>;
   insertOperations(tx: Tx, orderId: string, ops: readonly NewOperation[]): Promise<OrderOperation[]>;
   deleteOperations(tx: Tx, orderId: string): Promise<void>;
+  /** Sets every operation of an order to plan `quantity` (a repeat of an unstarted order that changed only its quantity). */
+  setPlannedQuantity(tx: Tx, orderId: string, quantity: Quantity): Promise<OrderOperation[]>;
   operation(tx: Tx | null, pk: number, forUpdate?: boolean): Promise<OrderOperation | null>;
   operations(tx: Tx | null, orderId: string): Promise<OrderOperation[]>;
   updateOperation(tx: Tx, pk: number, patch: OperationPatch): Promise<OrderOperation>;
