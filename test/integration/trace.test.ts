@@ -444,17 +444,20 @@ describe('forward trace and recall', () => {
   });
 });
 
+/** Traces the JSON text is checked on: both directions, truncated or not, and a lot that does not exist. */
+const JSON_CASES = [
+  ['CAR-1', 'backward'],
+  ['CAR-2', 'backward'],
+  ['HARN-SUP', 'forward'],
+  ['DEEP-0', 'backward'],
+  ['DEEP-55', 'forward'],
+  ['NOPE', 'backward'],
+] as const;
+
 describe('the trace as JSON text', () => {
   it('is exactly JSON.stringify of the trace, in both directions, truncated or not, and the API sends it', async () => {
     const use = new GenealogyTrace({ genealogy: postgresGenealogyStore(t.database.db) });
-    const cases = [
-      ['CAR-1', 'backward'],
-      ['CAR-2', 'backward'],
-      ['HARN-SUP', 'forward'],
-      ['DEEP-0', 'backward'],
-      ['DEEP-55', 'forward'],
-      ['NOPE', 'backward'],
-    ] as const;
+    const cases = JSON_CASES;
     for (const [lot, direction] of cases) {
       const view = await use.trace(lot, direction);
       const text = await use.traceJson(lot, direction);
@@ -472,14 +475,7 @@ describe('the trace as JSON text', () => {
 
 describe('the trace lists worker (ADR 0017)', () => {
   const silent = pino({ level: 'silent' });
-  const cases = [
-    ['CAR-1', 'backward'],
-    ['CAR-2', 'backward'],
-    ['HARN-SUP', 'forward'],
-    ['DEEP-0', 'backward'],
-    ['DEEP-55', 'forward'],
-    ['NOPE', 'backward'],
-  ] as const;
+  const cases = JSON_CASES;
 
   async function until(cond: () => boolean, what: string) {
     const deadline = Date.now() + 20_000;

@@ -434,17 +434,15 @@ export class QualityService {
         case 'return-to-supplier': {
           const lot = await d.store.lot(tx, ncr.lotId!, true);
           if (!lot) throw new Error(`NCR ${ncr.id} refers to missing lot ${ncr.lotId}`);
-          await d.store.setLotStatus(tx, lot.id, 'Blocked', at);
-          await d.audit.append(tx, {
+          await this.#setLotStatus(
+            tx,
             actor,
-            action: 'lot.blocked',
-            entityType: 'lot',
-            entityId: lot.id,
-            reason: `${ncr.number}: return to supplier. ${input.reason}`,
-            oldValue: { status: lot.status },
-            newValue: { status: 'Blocked' },
-            requestId: ctx.requestId,
-          });
+            ctx,
+            lot.id,
+            lot.status,
+            'Blocked',
+            `${ncr.number}: return to supplier. ${input.reason}`,
+          );
           break;
         }
       }
@@ -454,7 +452,7 @@ export class QualityService {
       if (ncr.lotId !== null && input.disposition !== 'return-to-supplier') {
         const lot = await d.store.lot(tx, ncr.lotId, true);
         if (lot && lot.kind === 'serial' && lot.orderId === ncr.orderId && lot.status === 'Quarantine') {
-          await this.#setSerialStatus(
+          await this.#setLotStatus(
             tx,
             actor,
             ctx,
@@ -585,7 +583,7 @@ export class QualityService {
     if (n.lotId !== null) {
       const lot = await d.store.lot(tx, n.lotId, true);
       if (lot && lot.kind === 'serial' && lot.orderId === op.orderId && lot.status === 'Released') {
-        await this.#setSerialStatus(
+        await this.#setLotStatus(
           tx,
           actor,
           ctx,
@@ -599,7 +597,7 @@ export class QualityService {
     return ncr;
   }
 
-  async #setSerialStatus(
+  async #setLotStatus(
     tx: Tx,
     actor: Principal,
     ctx: RequestContext,
