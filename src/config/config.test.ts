@@ -1,9 +1,20 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { ConfigError, describeConfig, loadConfig } from './config.ts';
+
+/** Temporary folders of this file, removed when it is done. */
+const tempDirs: string[] = [];
+after(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(path.join(tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
+}
 
 function problems(env: Record<string, string>, file?: string) {
   try {
@@ -55,7 +66,7 @@ describe('loadConfig', () => {
   });
 
   it('reads a config file, and the environment wins over it', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'loom-cfg-'));
+    const dir = tempDir('loom-cfg-');
     const file = path.join(dir, 'loom.yaml');
     writeFileSync(file, 'port: 9001\nhost: 0.0.0.0\n');
     const c = loadConfig({ env: { LOOM_PORT: '9002' }, file });
@@ -64,7 +75,7 @@ describe('loadConfig', () => {
   });
 
   it('names the file and key for a bad value in the config file', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'loom-cfg-'));
+    const dir = tempDir('loom-cfg-');
     const file = path.join(dir, 'loom.yaml');
     writeFileSync(file, 'port: -1\nbogus: 1\n');
     const e = problems({}, file);

@@ -1,14 +1,25 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../config/config.ts';
 import {
   loadOpcUaEndpointsFile,
   parseOpcUaEndpoints,
   type OpcUaEndpointSecurity,
 } from './opcua-endpoints-file.ts';
+
+/** Temporary folders of this file, removed when it is done. */
+const tempDirs: string[] = [];
+after(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(path.join(tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
+}
 
 const DEFAULTS: OpcUaEndpointSecurity = { securityMode: 'SignAndEncrypt', securityPolicy: 'Basic256Sha256' };
 
@@ -24,7 +35,7 @@ function problems(doc: unknown, env: Record<string, string> = {}): string {
 
 describe('OPC UA endpoints file', () => {
   it('reads YAML, takes the password from the named variable and the defaults for what is left out', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'loom-opcua-'));
+    const dir = tempDir('loom-opcua-');
     const file = path.join(dir, 'endpoints.yaml');
     writeFileSync(
       file,
