@@ -608,6 +608,22 @@ describe('units under NCRs when an operation completes', () => {
     // Consumed material is counted in its own unit, not against the operation's plan.
     await createLot(t, 'PANEL-NCR-2', 'body-panel', '400');
     await manualNcr(o, '10', '20', { lotId: 'PANEL-NCR-2' });
+    // Units already reported leave no room: a completed operation's good units are not raised
+    // there again (good + scrap would exceed the plan after a scrap disposition).
+    const done = await createOrder(t, 'compact-sedan', '1');
+    await setOperation(t, done.ops['10']!, 'Running', 'weld-robot-1');
+    const completed = await post(`/api/operations/${done.ops['10']}/complete`, { good: 1 }, operator.cookie);
+    assert.equal(completed.statusCode, 200, completed.body);
+    const late = await post(
+      '/api/ncrs',
+      { operation: done.ops['10'], quantity: '1', description: 'Found at end of line' },
+      operator.cookie,
+    );
+    assert.equal(late.statusCode, 422, late.body);
+    assert.match(
+      late.json().detail,
+      /1 are reported good or scrap .* at most 0\. A unit found nonconforming after its operation completed is raised at the operation it is at now/,
+    );
     // Two NCRs raised at once for the last unit: one is raised, the other refused.
     const both = await Promise.all(
       [1, 2].map((i) =>

@@ -187,10 +187,10 @@ export function postgresQualityStore(db: Database): QualityStore {
     },
 
     async ncrCoverage(tx, operationPk) {
-      const r = await asPg(tx).query<{ planned: string; under: string }>(
-        `SELECT o.planned_quantity::text AS planned,
+      const r = await asPg(tx).query<{ planned: string; reported: string; under: string }>(
+        `SELECT o.planned_quantity::text AS planned, (o.good_quantity + o.scrap_quantity)::text AS reported,
                 (SELECT COALESCE(sum(n.quantity), 0) FROM ncrs n
-                  WHERE n.operation_pk = o.id
+                  WHERE n.operation_pk = o.id AND (n.disposition IS NULL OR n.disposition = 'rework')
                     AND (n.lot_id IS NULL OR EXISTS (SELECT 1 FROM lots l WHERE l.id = n.lot_id AND l.order_id = o.order_id)))::text AS under
            FROM order_operations o WHERE o.id = $1`,
         [operationPk],
@@ -198,6 +198,7 @@ export function postgresQualityStore(db: Database): QualityStore {
       const row = r.rows[0];
       return {
         planned: quantityFromDb(row?.planned ?? '0'),
+        reported: quantityFromDb(row?.reported ?? '0'),
         underNcr: quantityFromDb(row?.under ?? '0'),
       };
     },

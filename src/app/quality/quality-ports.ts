@@ -133,10 +133,15 @@ export interface QualityStore {
     forUpdate?: boolean,
   ): Promise<{ id: string; kind: string; status: string; orderId: string | null } | null>;
   /**
-   * What an operation plans and how much of it NCRs already name: every NCR on the operation's
-   * own units (no lot, or a lot of its order), whatever its state.
+   * What an operation plans and how much of it is accounted for: reported good and scrap (by
+   * completion or NCR disposition), and units under NCRs not yet counted in either (open, or sent
+   * to rework) on the operation's own units (no lot, or a lot of its order). The completion's
+   * accounting, in one place for NCRs.
    */
-  ncrCoverage(tx: Tx, operationPk: number): Promise<{ planned: Quantity; underNcr: Quantity }>;
+  ncrCoverage(
+    tx: Tx,
+    operationPk: number,
+  ): Promise<{ planned: Quantity; reported: Quantity; underNcr: Quantity }>;
   setLotStatus(tx: Tx, id: string, status: string, at: Date): Promise<void>;
   reasonCode(tx: Tx, code: string): Promise<{ category: string; active: boolean } | null>;
   insertResult(tx: Tx, r: NewQualityResult): Promise<QualityResultRecord>;

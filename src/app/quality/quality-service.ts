@@ -279,16 +279,25 @@ export class QualityService {
       // An NCR on the operation's own units (no lot, or a lot its order made) cannot name more units
       // than the operation plans; one on consumed material is in the material's unit.
       if (lot === null || lot.orderId === op.orderId) {
-        const { planned, underNcr } = await d.store.ncrCoverage(tx, op.pk);
-        if (add(underNcr, quantity.value) > planned) {
-          const room = planned > underNcr ? sub(planned, underNcr) : ZERO;
+        const { planned, reported, underNcr } = await d.store.ncrCoverage(tx, op.pk);
+        const accounted = add(reported, underNcr);
+        if (add(accounted, quantity.value) > planned) {
+          const room = planned > accounted ? sub(planned, accounted) : ZERO;
           return fail(
             'LOOM_NCR_QUANTITY_EXCEEDS_PLAN',
-            `Operation '${op.operationId}' of order ${op.orderId} plans ${formatQuantity(planned)}; its NCRs already name ` +
-              `${formatQuantity(underNcr)}, so this one can name at most ${formatQuantity(room)}.`,
+            `Operation '${op.operationId}' of order ${op.orderId} plans ${formatQuantity(planned)}; ` +
+              `${formatQuantity(reported)} are reported good or scrap and ${formatQuantity(underNcr)} are under NCR, ` +
+              `so this NCR can name at most ${formatQuantity(room)}.` +
+              (op.state === 'Completed'
+                ? ' A unit found nonconforming after its operation completed is raised at the operation it is at now.'
+                : ''),
             {
               issues: [{ path: 'quantity', message: `at most ${formatQuantity(room)}` }],
-              details: { planned: formatQuantity(planned), underNcr: formatQuantity(underNcr) },
+              details: {
+                planned: formatQuantity(planned),
+                reported: formatQuantity(reported),
+                underNcr: formatQuantity(underNcr),
+              },
             },
           );
         }
