@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
+import { tempDirs } from '../../test/support/temp-dir.ts';
 import { ConfigError, describeConfig, loadConfig } from './config.ts';
 
-/** Temporary folders of this file, removed when it is done. */
-const tempDirs: string[] = [];
-after(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(path.join(tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
+const tempDir = tempDirs();
 
 function problems(env: Record<string, string>, file?: string) {
   try {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
+import { tempDirs } from '../../../test/support/temp-dir.ts';
 import { ConfigError } from '../../config/config.ts';
 import {
   loadOpcUaEndpointsFile,
@@ -10,16 +10,7 @@ import {
   type OpcUaEndpointSecurity,
 } from './opcua-endpoints-file.ts';
 
-/** Temporary folders of this file, removed when it is done. */
-const tempDirs: string[] = [];
-after(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(path.join(tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
+const tempDir = tempDirs();
 
 const DEFAULTS: OpcUaEndpointSecurity = { securityMode: 'SignAndEncrypt', securityPolicy: 'Basic256Sha256' };
 

@@ -459,18 +459,10 @@ export class QualityService {
       // The serial the NCR set apart follows its disposition: back to Released when it is reworked
       // or accepted, Blocked when it is scrapped (return-to-supplier blocked it above).
       if (ncr.lotId !== null && input.disposition !== 'return-to-supplier') {
-        const lot = await d.store.lot(tx, ncr.lotId, true);
-        if (lot && lot.kind === 'serial' && lot.orderId === ncr.orderId && lot.status === 'Quarantine') {
-          await this.#setLotStatus(
-            tx,
-            actor,
-            ctx,
-            lot.id,
-            lot.status,
-            input.disposition === 'scrap' ? 'Blocked' : 'Released',
-            `${ncr.number}: ${input.disposition}. ${input.reason}`,
-          );
-        }
+        await this.#moveSerialOfOrder(tx, actor, ctx, ncr.lotId, ncr.orderId, 'Quarantine', {
+          to: input.disposition === 'scrap' ? 'Blocked' : 'Released',
+          reason: `${ncr.number}: ${input.disposition}. ${input.reason}`,
+        });
       }
       const updated = await d.store.dispositionNcr(tx, ncr.id, {
         disposition: input.disposition,
@@ -590,20 +582,28 @@ export class QualityService {
     // to Quarantine, so it cannot be consumed elsewhere meanwhile. A lot is not: the NCR names part
     // of it, and holding the rest is a quality engineer's decision (POST /api/lots/:id/hold).
     if (n.lotId !== null) {
-      const lot = await d.store.lot(tx, n.lotId, true);
-      if (lot && lot.kind === 'serial' && lot.orderId === op.orderId && lot.status === 'Released') {
-        await this.#setLotStatus(
-          tx,
-          actor,
-          ctx,
-          lot.id,
-          'Released',
-          'Quarantine',
-          `${ncr.number} raised: ${n.description}`,
-        );
-      }
+      await this.#moveSerialOfOrder(tx, actor, ctx, n.lotId, op.orderId, 'Released', {
+        to: 'Quarantine',
+        reason: `${ncr.number} raised: ${n.description}`,
+      });
     }
     return ncr;
+  }
+
+  /** Moves `lotId` from `from` to `change.to` if it is a serial of `orderId` in state `from` (locked first). */
+  async #moveSerialOfOrder(
+    tx: Tx,
+    actor: Principal,
+    ctx: RequestContext,
+    lotId: string,
+    orderId: string,
+    from: 'Released' | 'Quarantine',
+    change: { to: 'Quarantine' | 'Released' | 'Blocked'; reason: string },
+  ): Promise<void> {
+    const lot = await this.#d.store.lot(tx, lotId, true);
+    if (lot && lot.kind === 'serial' && lot.orderId === orderId && lot.status === from) {
+      await this.#setLotStatus(tx, actor, ctx, lot.id, from, change.to, change.reason);
+    }
   }
 
   async #setLotStatus(
